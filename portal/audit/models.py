@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from portal.orm import Base, UTCDateTime
+
+
+class AuditEvent(Base):
+    """One audited action. Rows are never updated or deleted.
+
+    ``hash`` = SHA-256 over the previous row's hash and this row's canonical
+    content, so any edit, deletion or reordering breaks the chain from that
+    row on (``flask --app portal audit verify``). ``detail`` never carries
+    names or free text: ids, counts and codes only.
+    """
+
+    __tablename__ = "audit_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    actor_kind: Mapped[str] = mapped_column(String(20))  # staff / guardian / student / system
+    actor_id: Mapped[int | None] = mapped_column(Integer)
+    role: Mapped[str] = mapped_column(String(30))
+    action: Mapped[str] = mapped_column(String(60), index=True)
+    child_id: Mapped[int | None] = mapped_column(
+        ForeignKey("child.id", ondelete="SET NULL"), index=True
+    )
+    purpose: Mapped[str | None] = mapped_column(String(60))
+    detail: Mapped[dict] = mapped_column(JSON, default=dict)
+    request_id: Mapped[str | None] = mapped_column(String(40))
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)

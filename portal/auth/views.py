@@ -1,0 +1,365 @@
+"""Sign-in pages for staff (password + TOTP), guardians and students."""
+
+from __future__ import annotations
+
+import base64
+import io
+import time
+
+import qrcode
+import qrcode.image.svg
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_user, logout_user
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+from portal import mail
+from portal.audit import service as audit
+from portal.auth import service
+from portal.auth.access import ALL_ROLES, SIGNED_IN, allow, public
+from portal.auth.forms import (
+    AddChildForm,
+    GuardianRegisterForm,
+    GuardianSignInForm,
+    LanguageForm,
+    PasswordResetForm,
+    PasswordResetRequestForm,
+    StaffSignInForm,
+    StudentSignInForm,
+    TotpForm,
+)
+from portal.extensions import db, limiter
+from portal.people.models import Guardian, Staff
+
+bp = Blueprint("auth", __name__, template_folder="templates")
+
+PENDING_TTL = 300  # seconds between the password and the TOTP step
+
+
+def _login_limit():
+    return current_app.config["LOGIN_RATE_LIMIT"]
+
+
+def _lock_args():
+    return {
+        "max_failures": current_app.config["LOGIN_MAX_FAILURES"],
+        "lock_minutes": current_app.config["LOGIN_LOCK_MINUTES"],
+    }
+
+
+def _start_session(obj) -> None:
+    """Sign in with a fresh session (no fixation), keeping the language choice."""
+    locale = session.get("locale")
+    session.clear()
+    principal = service.principal_for(obj)
+    login_user(principal)
+    session["last_seen"] = time.time()
+    if locale and not principal.is_staff:
+        session["locale"] = locale
+    audit.record(db.session, principal, "auth.sign_in", request_id=g.get("request_id"))
+
+
+def home_for(user) -> str:
+    if not user.is_authenticated:
+        return url_for("public.index")
+    if user.kind == "guardian":
+        return url_for("family.home")
+    if user.kind == "student":
+        return url_for("student.home")
+    return url_for("backoffice.home")
+
+
+def _safe_next(target: str | None) -> str | None:
+    """Only same-site relative paths: no open redirect after sign-in."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None
+    return target
+
+
+def _failure_message(reason: str) -> str:
+    if reason == "locked":
+        return _("Too many failed attempts. The account is locked for a while; try again later.")
+    return _("The details you entered are not correct.")
+
+
+@bp.route("/signin")
+@public
+def sign_in():
+    if current_user.is_authenticated:
+        return redirect(home_for(current_user))
+    notice = session.pop("notice", None)
+    return render_template("auth/sign_in.html", idle=notice == "idle")
+
+
+# -- staff --------------------------------------------------------------------
+
+
+@bp.route("/staff/signin", methods=["GET", "POST"])
+@public
+@limiter.limit(_login_limit, methods=["POST"])
+def staff_sign_in():
+    form = StaffSignInForm()
+    if form.validate_on_submit():
+        result = service.staff_check_password(db.session, form.email.data, form.password.data, **_lock_args())
+        db.session.commit()
+        if result.ok:
+            session.clear()
+            session["pending_staff"] = {"id": result.obj.id, "at": time.time(), "next": _safe_next(request.args.get("next"))}
+            if result.reason == "totp_setup":
+                return redirect(url_for("auth.staff_totp_setup"))
+            return redirect(url_for("auth.staff_totp"))
+        flash(_failure_message(result.reason), "error")
+    return render_template("auth/staff_sign_in.html", form=form)
+
+
+def _pending_staff() -> Staff | None:
+    pending = session.get("pending_staff")
+    if not pending or time.time() - pending.get("at", 0) > PENDING_TTL:
+        session.pop("pending_staff", None)
+        return None
+    return db.session.get(Staff, pending["id"])
+
+
+@bp.route("/staff/totp", methods=["GET", "POST"])
+@public
+@limiter.limit(_login_limit, methods=["POST"])
+def staff_totp():
+    staff = _pending_staff()
+    if staff is None:
+        flash(_("Please sign in again."), "error")
+        return redirect(url_for("auth.staff_sign_in"))
+    form = TotpForm()
+    if form.validate_on_submit():
+        result = service.staff_check_totp(db.session, staff, form.code.data, **_lock_args())
+        if result.ok:
+            nxt = session["pending_staff"].get("next")
+            _start_session(staff)
+            db.session.commit()
+            return redirect(nxt or url_for("backoffice.home"))
+        db.session.commit()
+        flash(_failure_message(result.reason), "error")
+    return render_template("auth/staff_totp.html", form=form)
+
+
+@bp.route("/staff/totp/setup", methods=["GET", "POST"])
+@public
+@limiter.limit(_login_limit, methods=["POST"])
+def staff_totp_setup():
+    staff = _pending_staff()
+    if staff is None or staff.totp_secret_enc is not None:
+        return redirect(url_for("auth.staff_sign_in"))
+    secret = session.get("totp_setup_secret") or service.new_totp_secret()
+    session["totp_setup_secret"] = secret
+    form = TotpForm()
+    if form.validate_on_submit():
+        result = service.staff_check_totp(db.session, staff, form.code.data, secret=secret, **_lock_args())
+        if result.ok:
+            service.set_totp_secret(staff, secret)
+            staff.totp_last_step = result.obj.totp_last_step
+            nxt = session["pending_staff"].get("next")
+            _start_session(staff)
+            audit.record(db.session, service.principal_for(staff), "auth.totp_enrolled")
+            db.session.commit()
+            return redirect(nxt or url_for("backoffice.home"))
+        db.session.commit()
+        flash(_failure_message(result.reason), "error")
+    uri = service.totp_uri(staff, secret)
+    img = qrcode.make(uri, image_factory=qrcode.image.svg.SvgPathImage)
+    buf = io.BytesIO()
+    img.save(buf)
+    qr_data = "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue()).decode()
+    return render_template("auth/staff_totp_setup.html", form=form, secret=secret, qr_data=qr_data)
+
+
+# -- guardians ----------------------------------------------------------------
+
+
+@bp.route("/family/signin", methods=["GET", "POST"])
+@public
+@limiter.limit(_login_limit, methods=["POST"])
+def guardian_sign_in():
+    form = GuardianSignInForm()
+    if form.validate_on_submit():
+        result = service.guardian_check_password(db.session, form.email.data, form.password.data, **_lock_args())
+        if result.ok:
+            _start_session(result.obj)
+            db.session.commit()
+            return redirect(_safe_next(request.args.get("next")) or url_for("family.home"))
+        db.session.commit()
+        flash(_failure_message(result.reason), "error")
+    return render_template("auth/guardian_sign_in.html", form=form)
+
+
+@bp.route("/family/register", methods=["GET", "POST"])
+@public
+@limiter.limit(_login_limit, methods=["POST"])
+def guardian_register():
+    form = GuardianRegisterForm()
+    if form.validate_on_submit():
+        if service.email_in_use(db.session, form.email.data):
+            form.email.errors.append(_("This e-mail address already has an account. Sign in and add the child from your page."))
+        else:
+            guardian = service.register_guardian(
+                db.session,
+                current_app.config["SECRET_KEY"],
+                form.code.data,
+                name=form.name.data.strip(),
+                email=form.email.data,
+                password=form.password.data,
+                locale=session.get("locale") or "ja",
+                relationship=form.relationship.data,
+            )
+            if guardian is None:
+                db.session.rollback()
+                form.code.errors.append(
+                    _("This code cannot be used. Check it against the letter, or ask the school for a new one.")
+                )
+            else:
+                _start_session(guardian)
+                db.session.commit()
+                flash(_("Your account is ready."), "success")
+                return redirect(url_for("family.home"))
+    return render_template("auth/guardian_register.html", form=form)
+
+
+@bp.route("/family/add-child", methods=["GET", "POST"])
+@allow("guardian")
+@limiter.limit(_login_limit, methods=["POST"])
+def guardian_add_child():
+    form = AddChildForm()
+    if form.validate_on_submit():
+        guardian = db.session.get(Guardian, current_user.id)
+        child = service.redeem_code_for_guardian(db.session, current_app.config["SECRET_KEY"], form.code.data, guardian)
+        if child is None:
+            db.session.rollback()
+            form.code.errors.append(
+                _("This code cannot be used. Check it against the letter, or ask the school for a new one.")
+            )
+        else:
+            audit.record(db.session, current_user, "family.child_added", child_id=child.id)
+            db.session.commit()
+            flash(_("The child was added to your account."), "success")
+            return redirect(url_for("family.home"))
+    return render_template("auth/add_child.html", form=form)
+
+
+def _reset_serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="guardian-password-reset")
+
+
+@bp.route("/family/password-reset", methods=["GET", "POST"])
+@public
+@limiter.limit(_login_limit, methods=["POST"])
+def password_reset_request():
+    form = PasswordResetRequestForm()
+    if form.validate_on_submit():
+        guardian = db.session.query(Guardian).filter_by(email=form.email.data.strip().lower()).one_or_none()
+        if guardian is not None and guardian.password_hash:
+            token = _reset_serializer().dumps({"g": guardian.id, "h": guardian.password_hash[-16:]})
+            link = current_app.config["PUBLIC_BASE_URL"].rstrip("/") + url_for("auth.password_reset", token=token)
+            from flask_babel import force_locale
+
+            with force_locale(guardian.locale):
+                msg = mail.build_message(
+                    guardian.email,
+                    _("Mimamori: resetting your password"),
+                    render_template("auth/mail/password_reset.txt", link=link),
+                )
+            try:
+                mail.send(msg)
+            except mail.MailError:
+                pass  # the page says the same either way
+        # The same answer whether or not the address has an account.
+        flash(_("If that address has an account, we have sent it a link to set a new password."), "success")
+        return redirect(url_for("auth.guardian_sign_in"))
+    return render_template("auth/password_reset_request.html", form=form)
+
+
+@bp.route("/family/password-reset/<token>", methods=["GET", "POST"])
+@public
+def password_reset(token: str):
+    try:
+        data = _reset_serializer().loads(token, max_age=3600)
+    except (BadSignature, SignatureExpired):
+        data = None
+    guardian = db.session.get(Guardian, data["g"]) if data else None
+    if guardian is None or not guardian.password_hash or guardian.password_hash[-16:] != data["h"]:
+        return render_template("auth/password_reset_invalid.html"), 400
+    form = PasswordResetForm()
+    if form.validate_on_submit():
+        service.set_guardian_password(guardian, form.password.data)
+        audit.record(db.session, service.principal_for(guardian), "auth.password_reset")
+        db.session.commit()
+        flash(_("Your password has been changed. Please sign in."), "success")
+        return redirect(url_for("auth.guardian_sign_in"))
+    return render_template("auth/password_reset.html", form=form)
+
+
+# -- students -----------------------------------------------------------------
+
+
+@bp.route("/student/signin", methods=["GET", "POST"])
+@public
+@limiter.limit(_login_limit, methods=["POST"])
+def student_sign_in():
+    form = StudentSignInForm()
+    if form.validate_on_submit():
+        result = service.student_check_pin(db.session, form.student_no.data, form.pin.data, **_lock_args())
+        if result.ok:
+            _start_session(result.obj)
+            db.session.commit()
+            return redirect(url_for("student.home"))
+        db.session.commit()
+        if result.reason == "locked":
+            flash(_("Too many tries. Please ask your teacher."), "error")
+        else:
+            flash(_("The number or the PIN is not right. Please try again."), "error")
+    return render_template("auth/student_sign_in.html", form=form)
+
+
+@bp.route("/student/card", methods=["GET", "POST"])
+@public
+@limiter.limit(_login_limit, methods=["POST"])
+def student_card():
+    """The QR card opens this page with its token; one big button signs in."""
+    token = request.values.get("t", "")
+    if request.method == "POST":
+        result = service.student_check_card(db.session, current_app.config["SECRET_KEY"], token)
+        if result.ok:
+            _start_session(result.obj)
+            db.session.commit()
+            return redirect(url_for("student.home"))
+        flash(_("This card does not work. Please ask your teacher."), "error")
+    return render_template("auth/student_card.html", token=token)
+
+
+# -- everyone -----------------------------------------------------------------
+
+
+@bp.route("/signout", methods=["POST"])
+@allow(SIGNED_IN)
+def sign_out():
+    locale = session.get("locale")
+    logout_user()
+    session.clear()
+    if locale:
+        session["locale"] = locale
+    flash(_("You have signed out."), "success")
+    return redirect(url_for("public.index"))
+
+
+@bp.route("/language", methods=["POST"])
+@allow(ALL_ROLES)
+def set_language():
+    form = LanguageForm()
+    if form.validate_on_submit():
+        locale = form.locale.data
+        session["locale"] = locale
+        if current_user.is_authenticated:
+            from portal.people.service import save_locale
+
+            save_locale(db.session, current_user, locale)
+            db.session.commit()
+            # the principal carries the locale: reload it on the next request
+            login_user(service.load_principal(db.session, current_user.get_id()))
+    return redirect(_safe_next(request.form.get("next")) or url_for("public.index"))

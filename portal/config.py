@@ -1,0 +1,108 @@
+"""Configuration from the environment.
+
+Every setting a deployment changes comes from an environment variable; the
+defaults suit `make run` (development on SQLite). Outside development a
+missing SECRET_KEY is an error, never a silent default.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from datetime import timedelta
+from pathlib import Path
+
+
+class ConfigError(RuntimeError):
+    pass
+
+
+def _instance_secret(instance_path: Path, name: str, make) -> str:
+    """A development secret generated once into instance/ and reused."""
+    instance_path.mkdir(parents=True, exist_ok=True)
+    path = instance_path / name
+    if path.exists():
+        return path.read_text().strip()
+    value = make()
+    path.write_text(value)
+    path.chmod(0o600)
+    return value
+
+
+def load_config(instance_path: Path, env: dict[str, str] | None = None) -> dict:
+    env = dict(os.environ if env is None else env)
+    mode = env.get("MIMAMORI_ENV", "development")
+    if mode not in {"development", "production", "testing"}:
+        raise ConfigError(f"MIMAMORI_ENV must be development, production or testing, not {mode!r}")
+    dev = mode == "development"
+
+    secret_key = env.get("SECRET_KEY")
+    if not secret_key:
+        if mode == "production":
+            raise ConfigError("SECRET_KEY is required outside development")
+        secret_key = _instance_secret(instance_path, "secret_key", lambda: secrets.token_hex(32))
+
+    enc_key = env.get("MIMAMORI_ENCRYPTION_KEY")
+    if not enc_key:
+        if mode == "production":
+            raise ConfigError("MIMAMORI_ENCRYPTION_KEY is required outside development")
+        from cryptography.fernet import Fernet
+
+        enc_key = _instance_secret(
+            instance_path, "encryption_key", lambda: Fernet.generate_key().decode()
+        )
+
+    database_url = env.get("DATABASE_URL") or f"sqlite:///{instance_path / 'mimamori.sqlite3'}"
+    if database_url.startswith("postgres://"):
+        database_url = "postgresql+psycopg://" + database_url[len("postgres://") :]
+    elif database_url.startswith("postgresql://"):
+        database_url = "postgresql+psycopg://" + database_url[len("postgresql://") :]
+
+    secure_cookies = env.get("MIMAMORI_SECURE_COOKIES", "0" if mode != "production" else "1") == "1"
+    redis_url = env.get("REDIS_URL") or None
+
+    return {
+        "MIMAMORI_ENV": mode,
+        "DEBUG": False,
+        "TESTING": mode == "testing",
+        "SECRET_KEY": secret_key,
+        "MIMAMORI_ENCRYPTION_KEY": enc_key,
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "SQLALCHEMY_RECORD_QUERIES": False,
+        # Sessions: signed cookies; staff idle out sooner than families.
+        "SESSION_COOKIE_NAME": "mimamori_session",
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": secure_cookies,
+        "REMEMBER_COOKIE_SECURE": secure_cookies,
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "PERMANENT_SESSION_LIFETIME": timedelta(hours=12),
+        "STAFF_IDLE_TIMEOUT": timedelta(minutes=int(env.get("STAFF_IDLE_MINUTES", "15"))),
+        "FAMILY_IDLE_TIMEOUT": timedelta(minutes=int(env.get("FAMILY_IDLE_MINUTES", "60"))),
+        "MAX_CONTENT_LENGTH": int(env.get("MAX_UPLOAD_MB", "250")) * 1024 * 1024,
+        "WTF_CSRF_TIME_LIMIT": 3600 * 8,
+        # Sign-in protection
+        "LOGIN_MAX_FAILURES": 5,
+        "LOGIN_LOCK_MINUTES": 15,
+        "LOGIN_RATE_LIMIT": env.get("LOGIN_RATE_LIMIT", "10 per minute"),
+        "RATELIMIT_STORAGE_URI": redis_url or "memory://",
+        "RATELIMIT_HEADERS_ENABLED": False,
+        "REDIS_URL": redis_url,
+        # Languages
+        "BABEL_DEFAULT_LOCALE": "ja",
+        "BABEL_DEFAULT_TIMEZONE": "Asia/Tokyo",
+        "LANGUAGES": ["ja", "en"],
+        # Mail: "smtp" sends through MAIL_SERVER; "file" writes to instance/outbox
+        # (development); "memory" keeps messages for tests.
+        "MAIL_BACKEND": env.get("MAIL_BACKEND", "file" if dev else ("memory" if mode == "testing" else "smtp")),
+        "MAIL_SERVER": env.get("MAIL_SERVER", "localhost"),
+        "MAIL_PORT": int(env.get("MAIL_PORT", "25")),
+        "MAIL_USERNAME": env.get("MAIL_USERNAME") or None,
+        "MAIL_PASSWORD": env.get("MAIL_PASSWORD") or None,
+        "MAIL_USE_TLS": env.get("MAIL_USE_TLS", "0") == "1",
+        "MAIL_FROM": env.get("MAIL_FROM", "mimamori@example.invalid"),
+        "PUBLIC_BASE_URL": env.get("PUBLIC_BASE_URL", "http://127.0.0.1:5000"),
+        "ENROLMENT_CODE_DAYS": int(env.get("ENROLMENT_CODE_DAYS", "60")),
+        "SCHEDULER_ENABLED": env.get("SCHEDULER_ENABLED", "0") == "1",
+    }

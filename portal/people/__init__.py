@@ -1,0 +1,1 @@
+"""The people of a municipality: schools, classes, children, guardians, staff."""
