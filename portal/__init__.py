@@ -32,6 +32,7 @@ DOMAINS = [
     "portal.public",
     "portal.family",
     "portal.student",
+    "portal.admin",
     "consent",
     "surveys",
     "resources",
@@ -55,6 +56,7 @@ def import_models() -> None:
     """Import every domain's models so the metadata is complete."""
     for domain in DOMAINS:
         _submodule(domain, "models")
+    importlib.import_module("portal.scheduler")  # its lock table
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -63,8 +65,16 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.update(load_config(instance_path))
     if config:
         app.config.update(config)
+    if app.config.get("PROXY_FIX_HOPS"):
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = int(app.config["PROXY_FIX_HOPS"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from portal import logsafe
+
+    logsafe.install()  # no tokens or personal data in request log lines
 
     import_models()
     db.init_app(app)
@@ -127,7 +137,11 @@ def _init_request_hooks(app: Flask) -> None:
         if not current_user.is_authenticated:
             return None
         now = datetime.now().timestamp()
-        limit = app.config["STAFF_IDLE_TIMEOUT" if current_user.is_staff else "FAMILY_IDLE_TIMEOUT"]
+        limit = app.config[
+            "STAFF_IDLE_TIMEOUT" if current_user.is_staff
+            else "STUDENT_IDLE_TIMEOUT" if current_user.kind == "student"
+            else "FAMILY_IDLE_TIMEOUT"
+        ]
         last = session.get("last_seen")
         if last is not None and now - last > limit.total_seconds():
             logout_user()
@@ -139,7 +153,7 @@ def _init_request_hooks(app: Flask) -> None:
 
     @app.before_request
     def _default_deny():
-        if request.endpoint is None or request.endpoint == "static":
+        if request.endpoint is None or request.endpoint == "static" or request.endpoint.endswith(".static"):
             return None
         view = app.view_functions.get(request.endpoint)
         verdict = check_route(view, current_user)

@@ -11,6 +11,9 @@ from portal.extensions import db
 def register(app: Flask) -> None:
     app.cli.add_command(demo)
     app.cli.add_command(audit_group)
+    from portal.scheduler import register_cli as register_scheduler_cli
+
+    register_scheduler_cli(app)
 
 
 @click.group(help="The demo municipality (synthetic, fictional).")

@@ -80,6 +80,8 @@ def load_config(instance_path: Path, env: dict[str, str] | None = None) -> dict:
         "PERMANENT_SESSION_LIFETIME": timedelta(hours=12),
         "STAFF_IDLE_TIMEOUT": timedelta(minutes=int(env.get("STAFF_IDLE_MINUTES", "15"))),
         "FAMILY_IDLE_TIMEOUT": timedelta(minutes=int(env.get("FAMILY_IDLE_MINUTES", "60"))),
+        # Students sign in on shared school tablets: the next child must not find them signed in.
+        "STUDENT_IDLE_TIMEOUT": timedelta(minutes=int(env.get("STUDENT_IDLE_MINUTES", "10"))),
         "MAX_CONTENT_LENGTH": int(env.get("MAX_UPLOAD_MB", "250")) * 1024 * 1024,
         "WTF_CSRF_TIME_LIMIT": 3600 * 8,
         # Sign-in protection
@@ -87,6 +89,9 @@ def load_config(instance_path: Path, env: dict[str, str] | None = None) -> dict:
         "LOGIN_LOCK_MINUTES": 15,
         "LOGIN_RATE_LIMIT": env.get("LOGIN_RATE_LIMIT", "10 per minute"),
         "RATELIMIT_STORAGE_URI": redis_url or "memory://",
+        # Behind a reverse proxy, how many proxies to trust for X-Forwarded-*
+        # (else every family shares the proxy's address for rate limits).
+        "PROXY_FIX_HOPS": int(env.get("MIMAMORI_PROXY_HOPS", "0")),
         "RATELIMIT_HEADERS_ENABLED": False,
         "REDIS_URL": redis_url,
         # Languages

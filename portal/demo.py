@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 import pyotp
+from argon2 import PasswordHasher
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -46,6 +47,7 @@ FISCAL_YEAR = 2026
 STAFF_PASSWORD = "demo-staff-pass"  # noqa: S105 (demo only, printed to the user)
 GUARDIAN_PASSWORD = "demo-family-pass"  # noqa: S105
 DEMO_DOMAIN = "demo.mimamori.invalid"
+_DEMO_PIN_HASHER = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1)
 
 FAMILY_NAMES = [
     ("山田", "ヤマダ"), ("佐藤", "サトウ"), ("鈴木", "スズキ"), ("高橋", "タカハシ"), ("田中", "タナカ"),
@@ -125,10 +127,13 @@ def load(session: Session, secret_key: str, *, children_per_class: int = 22) -> 
     session.flush()
 
     staff: dict[str, Staff] = {}
+    # argon2 is slow on purpose: hash the shared demo password once (one salt
+    # for every demo account is fine for fictional people; real accounts never share).
+    staff_hash = hash_password(STAFF_PASSWORD)
 
     def make_staff(key: str, role: Role, name: str, school_ids=()) -> Staff:
         email = f"{key}@{DEMO_DOMAIN}"
-        s = Staff(email=email, name=name, role=role, password_hash=hash_password(STAFF_PASSWORD))
+        s = Staff(email=email, name=name, role=role, password_hash=staff_hash)
         auth.set_totp_secret(s, demo_totp_secret(email))
         s.scopes = [StaffScope(school_id=sid) for sid in school_ids]
         session.add(s)
@@ -232,9 +237,14 @@ def load(session: Session, secret_key: str, *, children_per_class: int = 22) -> 
     # PINs for the demo students (the school issues the rest with card sheets).
     grade2 = next(c for c in classes if c.grade == 2)
     grade8 = next(c for c in classes if c.grade == 8)
+    # Every PIN differs, so each needs its own hash: with argon2's production
+    # parameters that is ~0.4 s a child (most of `demo load`). Demo PINs use
+    # light parameters instead; argon2 hashes carry their parameters, so
+    # sign-in verifies them as usual. Real PINs go through set_student_pin.
     for cls in (grade2, grade8):
         for e in session.scalars(select(Enrolment).where(Enrolment.class_id == cls.id)):
-            auth.set_student_pin(e.child, demo_pin(e.child.student_no))
+            e.child.pin_hash = _DEMO_PIN_HASHER.hash(demo_pin(e.child.student_no))
+            e.child.session_version = (e.child.session_version or 1) + 1
     session.flush()
 
     ctx = DemoContext(rng, muni, year, schools, classes, children, guardians, staff)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from flask import current_app, session
+from flask import current_app, has_request_context, session
 from flask_babel import format_date, format_datetime
 from flask_login import current_user
 
@@ -19,6 +19,8 @@ LANGUAGE_NAMES = {"ja": "日本語", "en": "English"}
 
 
 def select_locale() -> str:
+    if not has_request_context():  # CLI, jobs, create_app inside another app's context
+        return current_app.config["BABEL_DEFAULT_LOCALE"]
     langs = current_app.config["LANGUAGES"]
     user_locale = getattr(current_user, "locale", None) if current_user else None
     if getattr(current_user, "is_authenticated", False) and user_locale in langs:

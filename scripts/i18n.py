@@ -4,6 +4,7 @@
     python scripts/i18n.py missing          print untranslated ja msgids as JSON
     python scripts/i18n.py fill FILE.json   add ja translations {msgid: msgstr}, then update
     python scripts/i18n.py check            exit 1 when a ja message is missing or fuzzy
+    python scripts/i18n.py compile          compile the .po catalogues to .mo (no extraction)
 
 English is the source language, so the en catalogue carries each msgid as its
 own translation. Every step runs under a file lock, so several people (or
@@ -139,6 +140,12 @@ def main(argv: list[str]) -> int:
                     print("  " + u, file=sys.stderr)
             left = untranslated(catalog)
             print(f"ja: {len(left)} untranslated left")
+            return 0
+        if cmd == "compile":
+            for locale in LOCALES:
+                catalog = load(locale)
+                with open(po_path(locale).with_suffix(".mo"), "wb") as fh:
+                    write_mo(fh, catalog, use_fuzzy=False)
             return 0
         if cmd == "check":
             template = extract()

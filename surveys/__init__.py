@@ -1,0 +1,36 @@
+"""Wellbeing check-ins and the family questionnaire (issue 5).
+
+Instruments are versioned files in ``surveys/instruments``; schedules open
+assignments for children with ``wellbeing_survey`` consent; answers are
+scored into signals screening reads through the gate; a child's request for
+help becomes an alert for the adults who can act on it today.
+"""
+
+from __future__ import annotations
+
+import os
+
+from flask import Flask
+from flask_babel import lazy_gettext as _l
+
+
+def init_app(app: Flask) -> None:
+    from consent import hooks
+    from portal import nav
+    from portal.auth.access import SCHOOL_STAFF
+    from portal.scheduler import register_job
+    from surveys import service
+
+    app.config.setdefault(
+        "SURVEYS_ALERT_ESCALATE_MINUTES", int(os.environ.get("SURVEYS_ALERT_ESCALATE_MINUTES", "60"))
+    )
+    register_job("surveys.tick", "surveys.jobs:tick", {"trigger": "interval", "minutes": 5})
+    register_job("surveys.escalate", "surveys.jobs:escalate", {"trigger": "interval", "minutes": 5})
+    hooks.register_purger("wellbeing_survey", service.purge_children)
+    hooks.register_disclosure_section("surveys", _l("Check-ins and questionnaires"), service.disclosure_rows)
+
+    nav.register(_l("Check-in"), "surveys.checkins", ("student",), 20)
+    nav.register(_l("Questionnaires"), "surveys.family_list", ("guardian",), 30)
+    nav.register(_l("Check-ins"), "surveys.today", SCHOOL_STAFF, 20)
+    nav.register(_l("Help requests"), "surveys.alerts", SCHOOL_STAFF, 21)
+    nav.register(_l("Survey schedules"), "surveys.schedules", ("school_lead", "coordinator"), 60)

@@ -43,6 +43,8 @@ from portal.people.models import (  # noqa: E402
 )
 
 PASSWORD = "correct horse battery"
+# pyotp refuses secrets under 112 bits: 32 base32 characters are 160.
+TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 
 
 def _database_url() -> tuple[str, str | None]:
@@ -77,6 +79,18 @@ def app():
     )
     with app.app_context():
         _db.create_all()
+
+    # Each test holds one application context, and Flask reuses it for every
+    # test-client request, so ``g`` (Flask-Login's user, Flask-Babel's locale,
+    # Flask-WTF's CSRF token) would leak from one request into the next, even
+    # across clients. In production every request has its own ``g``: so here.
+    from flask import g, request_started
+
+    def _fresh_g(sender, **extra):
+        for name in list(g):
+            g.pop(name)
+
+    request_started.connect(_fresh_g, app, weak=False)
     yield app
     with app.app_context():
         _db.session.remove()
@@ -206,7 +220,7 @@ class Factory:
         self.s.flush()
         return g
 
-    def staff(self, role: Role | str = Role.teacher, *, schools=(), email: str | None = None, totp_secret: str | None = "JBSWY3DPEHPK3PXP", **kw) -> Staff:
+    def staff(self, role: Role | str = Role.teacher, *, schools=(), email: str | None = None, totp_secret: str | None = TOTP_SECRET, **kw) -> Staff:
         n = self._next()
         role = Role(role)
         s = Staff(
@@ -273,3 +287,107 @@ def post_form(client):
         return c.post(url, data=payload, follow_redirects=follow_redirects)
 
     return _post
+
+
+# -- browser tests --------------------------------------------------------------
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
+
+
+@pytest.fixture(scope="session")
+def live_server(app):
+    """The test application served on a free localhost port, in a thread."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def _browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium not found at {CHROMIUM}: `make test` installs Debian's chromium")
+    from playwright.sync_api import sync_playwright
+
+    pw = sync_playwright().start()
+    browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()
+    pw.stop()
+
+
+@pytest.fixture
+def browser_page(_browser, live_server):
+    """A fresh browser context (no cookies); ``browser_page.goto('/path')`` is relative."""
+    context = _browser.new_context(base_url=live_server, viewport={"width": 390, "height": 844})
+    context.set_default_timeout(15000)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def new_page(_browser, live_server):
+    """Factory for extra independent browser pages (a second user)."""
+    contexts = []
+
+    def _new(width: int = 1280, height: int = 900):
+        ctx = _browser.new_context(base_url=live_server, viewport={"width": width, "height": height})
+        ctx.set_default_timeout(15000)
+        contexts.append(ctx)
+        return ctx.new_page()
+
+    yield _new
+    for ctx in contexts:
+        ctx.close()
+
+
+def browser_set_language(page, locale: str) -> None:
+    """Use the language switcher in the page header."""
+    page.select_option("#lang-select", locale)
+    page.locator(".lang-form button").click()
+    page.wait_for_load_state()
+
+
+def browser_sign_in_staff(page, email: str, password: str = PASSWORD, totp_secret: str = TOTP_SECRET) -> None:
+    import pyotp
+
+    page.goto("/staff/signin")
+    page.fill("#email", email)
+    page.fill("#password", password)
+    page.locator("main form button[type=submit]").click()
+    page.fill("#code", pyotp.TOTP(totp_secret).now())
+    page.locator("main form button[type=submit]").click()
+    page.wait_for_url("**/staff/**")
+
+
+def browser_sign_in_guardian(page, email: str, password: str = PASSWORD) -> None:
+    page.goto("/family/signin")
+    page.fill("#email", email)
+    page.fill("#password", password)
+    page.locator("main form button[type=submit]").click()
+    page.wait_for_url("**/family/**")
+
+
+def browser_sign_in_student(page, student_no: str, pin: str) -> None:
+    page.goto("/student/signin")
+    page.fill("#student_no", student_no)
+    page.fill("#pin", pin)
+    page.locator("main form button[type=submit]").click()
+    page.wait_for_url("**/student/**")

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Integer, String
+from sqlalchemy import JSON, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.orm import Base, UTCDateTime
@@ -25,9 +25,10 @@ class AuditEvent(Base):
     actor_id: Mapped[int | None] = mapped_column(Integer)
     role: Mapped[str] = mapped_column(String(30))
     action: Mapped[str] = mapped_column(String(60), index=True)
-    child_id: Mapped[int | None] = mapped_column(
-        ForeignKey("child.id", ondelete="SET NULL"), index=True
-    )
+    # A plain id, not a foreign key: the row is hashed, so the database must
+    # never rewrite it (ON DELETE SET NULL broke the chain when a child was
+    # purged), and the log must outlive the child's record.
+    child_id: Mapped[int | None] = mapped_column(Integer, index=True)
     purpose: Mapped[str | None] = mapped_column(String(60))
     detail: Mapped[dict] = mapped_column(JSON, default=dict)
     request_id: Mapped[str | None] = mapped_column(String(40))

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import email_validator
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, SelectField, StringField
@@ -8,9 +9,20 @@ from wtforms.validators import DataRequired, Email, EqualTo, Length, Regexp
 
 from portal.auth.passwords import MIN_PASSWORD_LENGTH
 
+# The demo municipality and the tests use RFC 2606's reserved ".invalid" domain
+# (it can never reach a real person). email-validator refuses special-use
+# domains by default, which made every demo sign-in fail form validation.
+if "invalid" in email_validator.SPECIAL_USE_DOMAIN_NAMES:
+    email_validator.SPECIAL_USE_DOMAIN_NAMES.remove("invalid")
+
+
+def _strip(value):
+    """Phones add a space after an autocompleted address; it is not part of it."""
+    return value.strip() if isinstance(value, str) else value
+
 
 class StaffSignInForm(FlaskForm):
-    email = EmailField(_l("E-mail address"), validators=[DataRequired(), Email()])
+    email = EmailField(_l("E-mail address"), filters=[_strip], validators=[DataRequired(), Email()])
     password = PasswordField(_l("Password"), validators=[DataRequired()])
 
 
@@ -23,7 +35,7 @@ class TotpForm(FlaskForm):
 
 
 class GuardianSignInForm(FlaskForm):
-    email = EmailField(_l("E-mail address"), validators=[DataRequired(), Email()])
+    email = EmailField(_l("E-mail address"), filters=[_strip], validators=[DataRequired(), Email()])
     password = PasswordField(_l("Password"), validators=[DataRequired()])
 
 
@@ -43,7 +55,7 @@ class GuardianRegisterForm(FlaskForm):
             SelectChoice("other", _l("Other guardian")),
         ],
     )
-    email = EmailField(_l("E-mail address"), validators=[DataRequired(), Email(), Length(max=254)])
+    email = EmailField(_l("E-mail address"), filters=[_strip], validators=[DataRequired(), Email(), Length(max=254)])
     password = PasswordField(
         _l("Password (at least %(n)d characters)", n=MIN_PASSWORD_LENGTH),
         validators=[DataRequired(), Length(min=MIN_PASSWORD_LENGTH, max=200)],
@@ -62,7 +74,7 @@ class AddChildForm(FlaskForm):
 
 
 class PasswordResetRequestForm(FlaskForm):
-    email = EmailField(_l("E-mail address"), validators=[DataRequired(), Email()])
+    email = EmailField(_l("E-mail address"), filters=[_strip], validators=[DataRequired(), Email()])
 
 
 class PasswordResetForm(FlaskForm):

@@ -67,6 +67,20 @@ def load_principal(session: Session, user_id: str) -> Principal | None:
     return principal_for(obj)
 
 
+def end_sessions(session: Session, principal: Principal) -> None:
+    """Sign-out: every session cookie issued to this account stops working.
+
+    Sessions are signed cookies, so a copy of one (a shared tablet, a stolen
+    cookie) would otherwise stay valid after sign-out; bumping the version
+    makes :func:`load_principal` refuse them all.
+    """
+    model = {"staff": Staff, "guardian": Guardian, "student": Child}.get(principal.kind)
+    obj = session.get(model, principal.id) if model else None
+    if obj is not None:
+        obj.session_version = (obj.session_version or 1) + 1
+        session.flush()
+
+
 # -- lockout ----------------------------------------------------------------
 
 

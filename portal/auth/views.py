@@ -8,7 +8,17 @@ import time
 
 import qrcode
 import qrcode.image.svg
-from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
@@ -88,7 +98,8 @@ def sign_in():
     if current_user.is_authenticated:
         return redirect(home_for(current_user))
     notice = session.pop("notice", None)
-    return render_template("auth/sign_in.html", idle=notice == "idle")
+    # Carry the page asked for (an e-mail link, an expired session) to the sign-in form.
+    return render_template("auth/sign_in.html", idle=notice == "idle", next=_safe_next(request.args.get("next")))
 
 
 # -- staff --------------------------------------------------------------------
@@ -196,7 +207,13 @@ def guardian_sign_in():
 def guardian_register():
     form = GuardianRegisterForm()
     if form.validate_on_submit():
-        if service.email_in_use(db.session, form.email.data):
+        # The code first: without a usable code the page says nothing about
+        # the e-mail address (no probing which families have an account).
+        if service.find_usable_code(db.session, current_app.config["SECRET_KEY"], form.code.data) is None:
+            form.code.errors.append(
+                _("This code cannot be used. Check it against the letter, or ask the school for a new one.")
+            )
+        elif service.email_in_use(db.session, form.email.data):
             form.email.errors.append(_("This e-mail address already has an account. Sign in and add the child from your page."))
         else:
             guardian = service.register_guardian(
@@ -340,6 +357,8 @@ def student_card():
 @allow(SIGNED_IN)
 def sign_out():
     locale = session.get("locale")
+    service.end_sessions(db.session, current_user)
+    db.session.commit()
     logout_user()
     session.clear()
     if locale:

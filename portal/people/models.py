@@ -207,6 +207,9 @@ class Staff(Base):
     totp_last_step: Mapped[int | None] = mapped_column(Integer)  # replay guard
     locale: Mapped[str] = mapped_column(String(5), default="ja")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Set when an administrator gives a temporary password: the next page
+    # after sign-in is "choose your own password" (portal.admin).
+    password_change_required: Mapped[bool] = mapped_column(Boolean, default=False)
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     session_version: Mapped[int] = mapped_column(Integer, default=1)

@@ -1,0 +1,601 @@
+"""Importing administrative files: the roster (children master) and the linked sources.
+
+Every function takes a Session and explicit arguments and flushes; the
+caller (command, page, test) commits once, so an import is one transaction:
+a file refused as a whole, or an error half-way, leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date
+
+from dateutil.relativedelta import relativedelta
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import delete, insert, select
+from sqlalchemy.orm import Session
+
+from backoffice.linkage import matching
+from backoffice.linkage import normalize as n
+from backoffice.linkage.catalogue import SourceSpec, load
+from backoffice.linkage.models import (
+    ImportBatch,
+    LinkDecision,
+    LinkedRecord,
+    ReviewCandidate,
+    ReviewItem,
+)
+from portal.audit.service import record as audit
+from portal.auth.principal import Principal
+from portal.orm import utcnow
+from portal.people.models import Child, Enrolment, School, SchoolClass, SchoolKind, SchoolYear
+from portal.tabular import Table, TabularError, read_table
+
+log = logging.getLogger(__name__)
+
+PURPOSE = "data_linkage"
+MAX_ROW_ERRORS = 200
+INSERT_CHUNK = 5000
+
+#: Row problems, by code (messages shown in the report, in the reader's language).
+ROW_ERRORS = {
+    "required": _l("a required value is empty"),
+    "date": _l("not a possible date"),
+    "month": _l("not a possible year and month"),
+    "int": _l("not a whole number"),
+    "number": _l("not a number"),
+    "value": _l("not one of the accepted values"),
+    "sex": _l("not a sex code (男/女, M/F, 1/2)"),
+    "formula": _l("a spreadsheet formula is not accepted"),
+    "extra_fields": _l("more fields than the header"),
+    "grade": _l("not a grade from 1 to 9"),
+    "school": _l("the school code does not match the school name of an earlier row"),
+}
+
+DROP_REASONS = {
+    "not_consented": _l("no consent for data linkage"),
+    "no_match": _l("no matching child"),
+    "rejected": _l("rejected earlier by the data steward"),
+    "invalid": _l("invalid row"),
+}
+
+
+class UnknownSource(TabularError):
+    def __init__(self, source: str):
+        super().__init__("source", _l("“%(source)s” is not a source of the data item catalogue.", source=source))
+
+
+@dataclass
+class RowError:
+    line: int
+    column: str | None
+    code: str
+
+    def as_dict(self) -> dict:
+        return {"line": self.line, "column": self.column, "code": self.code}
+
+
+@dataclass
+class Report:
+    """What an import did; stored on the batch (ids and counts only)."""
+
+    source: str
+    batch_id: int | None = None
+    already_imported: int | None = None
+    rows_read: int = 0
+    linked: Counter = field(default_factory=Counter)
+    review: int = 0
+    dropped: Counter = field(default_factory=Counter)
+    unchanged: int = 0
+    stale_numbers: int = 0
+    errors: list[RowError] = field(default_factory=list)
+    unknown_columns: list[str] = field(default_factory=list)
+    encoding: str | None = None
+    file_format: str = "csv"
+    parameters: dict = field(default_factory=dict)
+    roster: Counter = field(default_factory=Counter)
+
+    def as_dict(self) -> dict:
+        return {
+            "rows_read": self.rows_read, "linked": dict(self.linked), "review": self.review,
+            "dropped": dict(self.dropped), "unchanged": self.unchanged, "stale_numbers": self.stale_numbers,
+            "errors": [e.as_dict() for e in self.errors[:MAX_ROW_ERRORS]], "error_count": len(self.errors),
+            "unknown_columns": self.unknown_columns, "encoding": self.encoding, "format": self.file_format,
+            "m_from": self.parameters.get("m_from"), "roster": dict(self.roster),
+        }
+
+    @classmethod
+    def from_batch(cls, batch: ImportBatch) -> Report:
+        c = batch.counts or {}
+        r = cls(source=batch.source, batch_id=batch.id, rows_read=c.get("rows_read", 0),
+                linked=Counter(c.get("linked", {})), review=c.get("review", 0),
+                dropped=Counter(c.get("dropped", {})), unchanged=c.get("unchanged", 0),
+                stale_numbers=c.get("stale_numbers", 0),
+                errors=[RowError(**e) for e in c.get("errors", [])], unknown_columns=c.get("unknown_columns", []),
+                encoding=c.get("encoding"), file_format=c.get("format", "csv"), roster=Counter(c.get("roster", {})))
+        r.parameters = {"m_from": c.get("m_from")}
+        return r
+
+    def lines(self) -> list[str]:
+        """The report as plain lines (the command prints these)."""
+        out = []
+        if self.already_imported:
+            out.append(f"already imported as batch {self.already_imported}: nothing changed")
+        out.append(f"source: {self.source}  batch: {self.batch_id or '-'}  format: {self.file_format}"
+                   f"  encoding: {self.encoding or '-'}")
+        out.append(f"rows read: {self.rows_read}")
+        if self.roster:
+            out.append("roster: " + ", ".join(f"{k} {v}" for k, v in sorted(self.roster.items())))
+        else:
+            out.append("linked: " + (", ".join(f"{k} {v}" for k, v in sorted(self.linked.items())) or "0")
+                       + f" (total {sum(self.linked.values())})")
+            out.append(f"sent to review: {self.review}")
+            out.append("dropped: " + (", ".join(f"{k} {v}" for k, v in sorted(self.dropped.items())) or "0"))
+            if self.unchanged:
+                out.append(f"unchanged (already stored): {self.unchanged}")
+            if self.stale_numbers:
+                out.append(f"numbers not confirmed by name and birth date: {self.stale_numbers}")
+        if self.unknown_columns:
+            out.append("unknown columns ignored: " + ", ".join(self.unknown_columns))
+        for e in self.errors[:MAX_ROW_ERRORS]:
+            out.append(f"invalid row: line {e.line}" + (f", column {e.column}" if e.column else "")
+                       + f": {ROW_ERRORS.get(e.code, e.code)}")
+        if len(self.errors) > MAX_ROW_ERRORS:
+            out.append(f"... and {len(self.errors) - MAX_ROW_ERRORS} more invalid rows")
+        return out
+
+
+# -- reading and validating -------------------------------------------------------
+
+
+def source_spec(source: str) -> SourceSpec:
+    spec = load().source(source)
+    if spec is None:
+        raise UnknownSource(source)
+    return spec
+
+
+def open_file(source: str, data, filename: str | None = None) -> tuple[SourceSpec, Table]:
+    """Read a file against a source's columns (raises TabularError)."""
+    spec = source_spec(source)
+    return spec, read_table(data, spec.tabular_columns(), filename=filename)
+
+
+@dataclass
+class ParsedRow:
+    number: int
+    line: int
+    raw: dict[str, str]
+    values: dict[str, object]
+    errors: list[RowError]
+
+
+def parse_row(spec: SourceSpec, row) -> ParsedRow:
+    """Typed values of one row (dates as date, numbers as int/float), with
+    each problem named by line and column."""
+    errors: list[RowError] = []
+    for issue in row.issues:
+        errors.append(RowError(issue.line, issue.column, issue.code))
+    values: dict[str, object] = {}
+    for col in spec.columns:
+        raw = row.values.get(col.key, "")
+        if not raw:
+            if col.required:
+                errors.append(RowError(row.line, col.header, "required"))
+            values[col.key] = None
+            continue
+        v: object = raw
+        if col.type == "date":
+            v = n.parse_date(raw)
+            if v is None:
+                errors.append(RowError(row.line, col.header, "date"))
+        elif col.type == "month":
+            v = n.parse_month(raw)
+            if v is None:
+                errors.append(RowError(row.line, col.header, "month"))
+        elif col.type == "int":
+            v = n.integer(raw)
+            if v is None or v < 0:
+                errors.append(RowError(row.line, col.header, "int"))
+        elif col.type == "number":
+            v = n.decimal_number(raw)
+            if v is None:
+                errors.append(RowError(row.line, col.header, "number"))
+        elif col.type == "sex":
+            v = n.sex_code(raw)
+            if v is None:
+                errors.append(RowError(row.line, col.header, "sex"))
+        elif col.type == "id":
+            v = n.id_number(raw)
+        else:
+            v = n.nfkc(raw)
+            if col.values and v not in col.values:
+                errors.append(RowError(row.line, col.header, "value"))
+        values[col.key] = v
+    return ParsedRow(row.number, row.line, dict(row.values), values, errors)
+
+
+def row_key(source: str, raw: dict[str, str], spec: SourceSpec) -> str:
+    """The identity of a row's content, whatever file it arrives in."""
+    parts = [source] + [n.nfkc(raw.get(c.key, "")) for c in spec.columns]
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+def preview(source: str, data, filename: str | None = None, limit: int = 10) -> dict:
+    """The first rows and what the reader found, without importing anything."""
+    spec, table = open_file(source, data, filename)
+    rows, errors, total = [], [], 0
+    for row in table:
+        total += 1
+        parsed = parse_row(spec, row)
+        errors.extend(parsed.errors)
+        if len(rows) < limit:
+            rows.append((row.line, [row.values.get(c.key, "") for c in spec.columns]))
+    return {
+        "spec": spec, "format": table.format, "encoding": table.encoding, "rows": rows, "total": total,
+        "unknown_columns": table.unknown_columns, "errors": errors[:50], "error_count": len(errors),
+        "missing_optional": [c.header for c in spec.columns if c.key not in table.columns],
+        "sha256": table.sha256,
+    }
+
+
+def find_previous(session: Session, source: str, sha256: str) -> ImportBatch | None:
+    return session.scalar(
+        select(ImportBatch).where(ImportBatch.source == source, ImportBatch.file_sha256 == sha256,
+                                  ImportBatch.status == "completed").limit(1)
+    )
+
+
+def _new_batch(session: Session, actor: Principal, source: str, table: Table, filename: str | None) -> ImportBatch:
+    batch = ImportBatch(
+        source=source, filename=(filename or "")[:255], file_sha256=table.sha256, file_format=table.format,
+        encoding=table.encoding, actor_kind="staff" if actor.kind == "staff" else "system",
+        actor_id=actor.id if actor.kind == "staff" else None,
+    )
+    session.add(batch)
+    session.flush()
+    return batch
+
+
+# -- linked sources -------------------------------------------------------------
+
+
+def consented_ids(session: Session) -> set[int]:
+    from consent.gate import consented_child_ids
+
+    return set(session.scalars(consented_child_ids(PURPOSE)))
+
+
+def child_index(session: Session) -> matching.ChildIndex:
+    rows = session.execute(
+        select(Child.id, Child.name, Child.name_kana, Child.birth_date, Child.sex, Child.address,
+               Child.student_no, Child.atena_no)
+    )
+    children = {
+        r.id: matching.person(name=r.name, kana=r.name_kana, birth_date=r.birth_date, sex=r.sex,
+                              address=r.address, student_no=r.student_no, atena_no=r.atena_no)
+        for r in rows
+    }
+    return matching.ChildIndex(children, consented_ids(session))
+
+
+def _expiry(spec: SourceSpec, record_date: date | None, today: date) -> date:
+    start = record_date or today
+    return start + relativedelta(months=spec.retention_months)
+
+
+def import_file(
+    session: Session,
+    actor: Principal,
+    source: str,
+    data,
+    filename: str | None = None,
+    *,
+    progress: Callable[[int], None] | None = None,
+    today: date | None = None,
+) -> Report:
+    """Import one administrative file (raises TabularError when the file as a
+    whole is refused). The caller commits."""
+    spec = source_spec(source)
+    if spec.master:
+        return import_roster(session, actor, data, filename, progress=progress)
+    table = read_table(data, spec.tabular_columns(), filename=filename)
+    report = Report(source=source, unknown_columns=table.unknown_columns, encoding=table.encoding,
+                    file_format=table.format)
+    previous = find_previous(session, source, table.sha256)
+    if previous is not None:
+        old = Report.from_batch(previous)
+        old.already_imported = previous.id
+        return old
+    today = today or utcnow().date()
+
+    parsed: list[ParsedRow] = []
+    people: list[matching.Person] = []
+    for row in table:
+        report.rows_read += 1
+        p = parse_row(spec, row)
+        if p.errors:
+            report.errors.extend(p.errors)
+            report.dropped["invalid"] += 1
+            continue
+        parsed.append(p)
+        v = p.values
+        people.append(matching.person(
+            name=v.get("name") or "", kana=v.get("name_kana") or "", birth_date=v.get("birth_date"),
+            sex=v.get("sex"), address=v.get("address") or "", student_no=v.get("student_no") or "",
+            atena_no=v.get("atena_no") or "",
+        ))
+        if progress and report.rows_read % 2000 == 0:
+            progress(report.rows_read)
+
+    batch = _new_batch(session, actor, source, table, filename)
+    report.batch_id = batch.id
+    index = child_index(session)
+    params = matching.fit(people, index)
+    report.parameters = params.as_dict()
+    matcher = matching.Matcher(index, params)
+
+    stored = set(session.scalars(select(LinkedRecord.row_key).where(LinkedRecord.source == source)))
+    decisions = {
+        d.row_key: d for d in session.scalars(select(LinkDecision).where(LinkDecision.source == source))
+    }
+    kept = spec.kept
+    plain = [c for c in kept if not c.encrypted]
+    secret = [c for c in kept if c.encrypted]
+    to_insert: list[dict] = []
+    reviews: list[tuple[dict, matching.Outcome, ParsedRow]] = []
+    seen: set[str] = set()
+
+    def payload(p: ParsedRow) -> dict:
+        return {c.key: _json_value(p.values.get(c.key)) for c in plain if p.values.get(c.key) is not None}
+
+    for i, (p, rec) in enumerate(zip(parsed, people, strict=True)):
+        key = row_key(source, p.raw, spec)
+        if key in stored or key in seen:
+            report.unchanged += 1
+            continue
+        seen.add(key)
+        rdate = p.values.get(spec.date_column) if spec.date_column else None
+        base = {
+            "batch_id": batch.id, "source": source, "source_row": p.number, "row_key": key,
+            "record_date": rdate, "expires_on": _expiry(spec, rdate, today), "data": payload(p),
+            "secret": json.dumps({c.key: p.values.get(c.key) for c in secret}, ensure_ascii=False)
+            if secret and any(p.values.get(c.key) for c in secret) else None,
+            "created_at": utcnow(),
+        }
+        decision = decisions.get(key)
+        if decision is not None:
+            if decision.decision == "reject" or decision.child_id is None:
+                report.dropped["rejected"] += 1
+            elif decision.child_id in index.consented:
+                to_insert.append({**base, "child_id": decision.child_id, "method": "clerical", "score": None,
+                                  "status": "linked"})
+                report.linked["clerical"] += 1
+            else:
+                report.dropped["not_consented"] += 1
+            continue
+        out = matcher.match(rec)
+        if out.stale_number:
+            report.stale_numbers += 1
+        if out.kind == "drop":
+            report.dropped[out.reason] += 1
+        elif out.kind == "link":
+            to_insert.append({**base, "child_id": out.child_id, "method": out.method,
+                              "score": round(out.probability or 0, 6), "status": "linked"})
+            report.linked[out.method] += 1
+        else:
+            reviews.append(({**base, "child_id": out.child_id, "method": out.method,
+                             "score": round(out.probability or 0, 6), "status": "review"}, out, p))
+            report.review += 1
+        if progress and i % 2000 == 0:
+            progress(report.rows_read + i)
+
+    for start in range(0, len(to_insert), INSERT_CHUNK):
+        chunk = to_insert[start:start + INSERT_CHUNK]
+        session.execute(insert(LinkedRecord), chunk)
+    for values, out, p in reviews:
+        rec_obj = LinkedRecord(**values)
+        session.add(rec_obj)
+        session.flush()
+        match_fields = {c.key: _json_value(p.values.get(c.key)) for c in spec.match_columns
+                        if p.values.get(c.key) is not None}
+        item = ReviewItem(record_id=rec_obj.id, source=source,
+                          match_fields=json.dumps(match_fields, ensure_ascii=False))
+        item.candidates = [ReviewCandidate(child_id=c.child_id, score=round(c.probability, 6),
+                                           agreement=c.agreement()) for c in out.candidates]
+        session.add(item)
+    batch.counts = report.as_dict()
+    session.flush()
+    audit(session, actor, "linkage.import", detail={
+        "batch": batch.id, "source": source, "rows": report.rows_read,
+        "linked": sum(report.linked.values()), "review": report.review,
+    })
+    return report
+
+
+def _json_value(v):
+    if isinstance(v, date):
+        return v.isoformat()
+    return v
+
+
+# -- the roster (children master) -------------------------------------------------
+
+
+def current_year(session: Session) -> SchoolYear | None:
+    return session.scalar(select(SchoolYear).where(SchoolYear.is_current.is_(True)))
+
+
+class NoCurrentYear(TabularError):
+    def __init__(self):
+        super().__init__("no_year", _l("There is no current school year; create it before importing the roster."))
+
+
+def import_roster(session: Session, actor: Principal, data, filename: str | None = None, *,
+                  progress: Callable[[int], None] | None = None) -> Report:
+    """Create or update schools, classes, children and enrolments for the
+    current school year from a roster file. Rows with problems are skipped
+    and reported; the caller commits."""
+    spec = source_spec("roster")
+    table = read_table(data, spec.tabular_columns(), filename=filename)
+    report = Report(source="roster", unknown_columns=table.unknown_columns, encoding=table.encoding,
+                    file_format=table.format)
+    previous = find_previous(session, "roster", table.sha256)
+    if previous is not None:
+        old = Report.from_batch(previous)
+        old.already_imported = previous.id
+        return old
+    year = current_year(session)
+    if year is None:
+        raise NoCurrentYear()
+    schools = {s.code: s for s in session.scalars(select(School))}
+    classes = {(c.school_id, c.grade, c.name): c for c in
+               session.scalars(select(SchoolClass).where(SchoolClass.school_year_id == year.id))}
+    children = {c.student_no: c for c in session.scalars(select(Child))}
+    enrolments = {e.child_id: e for e in session.scalars(select(Enrolment).where(Enrolment.school_year_id == year.id))}
+    seen: set[str] = set()
+    for row in table:
+        report.rows_read += 1
+        p = parse_row(spec, row)
+        v = p.values
+        grade = v.get("grade")
+        if not p.errors and (not isinstance(grade, int) or not 1 <= grade <= 9):
+            p.errors.append(RowError(row.line, "学年", "grade"))
+        if p.errors:
+            report.errors.extend(p.errors)
+            report.roster["invalid"] += 1
+            continue
+        code = str(v["school_code"])
+        school = schools.get(code)
+        if school is None:
+            school = School(code=code, name=str(v.get("school_name") or code),
+                            kind=SchoolKind.elementary if grade <= 6 else SchoolKind.junior_high)
+            session.add(school)
+            session.flush()
+            schools[code] = school
+            report.roster["schools_created"] += 1
+        class_name = str(v.get("class_name") or "1")
+        klass = classes.get((school.id, grade, class_name))
+        if klass is None:
+            klass = SchoolClass(school_id=school.id, school_year_id=year.id, grade=grade, name=class_name)
+            session.add(klass)
+            session.flush()
+            classes[(school.id, grade, class_name)] = klass
+            report.roster["classes_created"] += 1
+        student_no = str(v["student_no"])
+        if student_no in seen:
+            report.roster["duplicates"] += 1
+            continue
+        seen.add(student_no)
+        fields = {
+            "name": n.nfkc(str(v["name"])), "name_kana": n.katakana(str(v.get("name_kana") or "")),
+            "birth_date": v["birth_date"], "sex": v.get("sex"), "address": n.nfkc(str(v.get("address") or "")),
+            "atena_no": v.get("atena_no") or None,
+        }
+        child = children.get(student_no)
+        if child is None:
+            child = Child(student_no=student_no, **fields)
+            session.add(child)
+            session.flush()
+            children[student_no] = child
+            report.roster["children_created"] += 1
+        else:
+            changed = False
+            for k, val in fields.items():
+                if getattr(child, k) != val:
+                    setattr(child, k, val)
+                    changed = True
+            report.roster["children_updated" if changed else "children_unchanged"] += 1
+        enrolment = enrolments.get(child.id)
+        att = v.get("attendance_no")
+        if enrolment is None:
+            enrolment = Enrolment(child_id=child.id, school_year_id=year.id, class_id=klass.id, attendance_no=att)
+            session.add(enrolment)
+            enrolments[child.id] = enrolment
+            report.roster["enrolments_created"] += 1
+        elif enrolment.class_id != klass.id or enrolment.attendance_no != att:
+            enrolment.class_id, enrolment.attendance_no = klass.id, att
+            report.roster["enrolments_updated"] += 1
+        if progress and report.rows_read % 2000 == 0:
+            progress(report.rows_read)
+    batch = _new_batch(session, actor, "roster", table, filename)
+    report.batch_id = batch.id
+    batch.counts = report.as_dict()
+    session.flush()
+    audit(session, actor, "linkage.roster_import", detail={"batch": batch.id, "rows": report.rows_read})
+    return report
+
+
+# -- batches, export, retention, withdrawal ----------------------------------------
+
+
+def rollback_batch(session: Session, actor: Principal, batch_id: int) -> int:
+    """Remove what a batch stored (its decisions stay remembered). Returns the
+    number of records removed."""
+    batch = session.get(ImportBatch, batch_id)
+    if batch is None or batch.status != "completed" or batch.source == "roster":
+        return 0
+    record_ids = select(LinkedRecord.id).where(LinkedRecord.batch_id == batch_id)
+    session.execute(delete(ReviewCandidate).where(
+        ReviewCandidate.item_id.in_(select(ReviewItem.id).where(ReviewItem.record_id.in_(record_ids)))))
+    session.execute(delete(ReviewItem).where(ReviewItem.record_id.in_(record_ids)))
+    removed = session.execute(delete(LinkedRecord).where(LinkedRecord.batch_id == batch_id)).rowcount or 0
+    batch.status = "rolled_back"
+    batch.rolled_back_at = utcnow()
+    batch.rolled_back_by = actor.id if actor.kind == "staff" else None
+    session.flush()
+    audit(session, actor, "linkage.rollback", detail={"batch": batch_id, "removed": removed})
+    return removed
+
+
+EXPORT_HEADER = ("source", "batch", "source_row", "student_no", "method", "score", "status")
+
+
+def export_rows(session: Session) -> Iterator[tuple]:
+    """One row per stored record of every source (the export contract)."""
+    q = (
+        select(LinkedRecord.source, LinkedRecord.batch_id, LinkedRecord.source_row, Child.student_no,
+               LinkedRecord.method, LinkedRecord.score, LinkedRecord.status)
+        .join(Child, Child.id == LinkedRecord.child_id)
+        .order_by(LinkedRecord.source, LinkedRecord.batch_id, LinkedRecord.source_row)
+    )
+    for r in session.execute(q).yield_per(5000):
+        yield (r.source, f"{r.source}-{r.batch_id}", r.source_row, r.student_no, r.method,
+               "" if r.score is None else f"{r.score:.4f}", r.status)
+
+
+def _delete_records(session: Session, where) -> int:
+    ids = select(LinkedRecord.id).where(where)
+    session.execute(delete(ReviewCandidate).where(
+        ReviewCandidate.item_id.in_(select(ReviewItem.id).where(ReviewItem.record_id.in_(ids)))))
+    session.execute(delete(ReviewItem).where(ReviewItem.record_id.in_(ids)))
+    return session.execute(delete(LinkedRecord).where(where)).rowcount or 0
+
+
+def purge_expired(session: Session, today: date | None = None, actor: Principal | None = None) -> int:
+    """Delete linked records past the catalogue's retention (the retention job)."""
+    from portal.auth.principal import SYSTEM
+
+    today = today or utcnow().date()
+    removed = _delete_records(session, LinkedRecord.expires_on < today)
+    if removed:
+        audit(session, actor or SYSTEM, "linkage.purge_expired", detail={"removed": removed})
+    return removed
+
+
+def purge_children(session: Session, child_ids: list[int]) -> dict[str, int]:
+    """The consent purger for data_linkage: remove what is linked about these
+    children, their review candidacies and remembered links."""
+    if not child_ids:
+        return {"linked_records": 0, "review_candidates": 0}
+    ids = list(child_ids)
+    removed = _delete_records(session, LinkedRecord.child_id.in_(ids))
+    cands = session.execute(delete(ReviewCandidate).where(ReviewCandidate.child_id.in_(ids))).rowcount or 0
+    session.execute(delete(LinkDecision).where(LinkDecision.child_id.in_(ids)))
+    session.flush()
+    return {"linked_records": removed, "review_candidates": cands}

@@ -1,0 +1,126 @@
+"""The review queue and the per-child view of linked records."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from backoffice.linkage.catalogue import load
+from backoffice.linkage.models import ImportBatch, LinkDecision, LinkedRecord, ReviewItem
+from portal.audit.service import record as audit
+from portal.audit.service import record_child_read
+from portal.auth.access import visible_child_ids
+from portal.auth.principal import Principal
+from portal.orm import utcnow
+from portal.people.models import Child, Role
+
+PURPOSE = "data_linkage"
+#: Who may see a child's linked records (besides the gate and the school scope):
+#: the data steward (all children), and the school's support team
+#: (school lead, counsellor, social worker) for children of their schools.
+#: A homeroom teacher sees flags from screening, not the raw records.
+VIEW_ROLES = (Role.data_steward.value, Role.school_lead.value, Role.counsellor.value, Role.social_worker.value)
+
+
+class ReviewError(Exception):
+    def __init__(self, message):
+        super().__init__(str(message))
+        self.message = message
+
+
+def open_items(session: Session, *, limit: int = 50, offset: int = 0) -> tuple[list[ReviewItem], int]:
+    total = session.scalar(select(func.count(ReviewItem.id))) or 0
+    items = session.scalars(
+        select(ReviewItem).options(selectinload(ReviewItem.candidates), selectinload(ReviewItem.record))
+        .order_by(ReviewItem.id).limit(limit).offset(offset)
+    ).all()
+    return list(items), total
+
+
+def review_detail(session: Session, actor: Principal, item_id: int) -> dict | None:
+    """The record and its candidate children side by side (an audited read of each candidate)."""
+    item = session.get(ReviewItem, item_id)
+    if item is None:
+        return None
+    fields = json.loads(item.match_fields or "{}")
+    children = {c.id: c for c in session.scalars(
+        select(Child).where(Child.id.in_([c.child_id for c in item.candidates])))}
+    rows = []
+    for cand in item.candidates:
+        child = children.get(cand.child_id)
+        if child is None:
+            continue
+        record_child_read(session, actor, child.id, "linkage.review", purpose=PURPOSE)
+        rows.append({"candidate": cand, "child": child})
+    spec = load().source(item.source)
+    return {"item": item, "fields": fields, "candidates": rows, "spec": spec}
+
+
+def decide(session: Session, actor: Principal, item_id: int, decision: str, child_id: int | None = None) -> LinkedRecord | None:
+    """Link the record to one candidate, or reject it. Remembered by row
+    identity, so a re-import does not ask again; audited."""
+    from consent.gate import is_consented
+
+    item = session.get(ReviewItem, item_id)
+    if item is None:
+        raise ReviewError(_l("This review item no longer exists (it may have been decided already)."))
+    record = item.record
+    if decision == "link":
+        if child_id not in {c.child_id for c in item.candidates}:
+            raise ReviewError(_l("Choose one of the candidate children."))
+        if not is_consented(session, child_id, PURPOSE):
+            raise ReviewError(_l("This child no longer has consent for data linkage."))
+    elif decision != "reject":
+        raise ReviewError(_l("Unknown decision."))
+    remembered = session.scalar(select(LinkDecision).where(
+        LinkDecision.source == record.source, LinkDecision.row_key == record.row_key))
+    if remembered is None:
+        remembered = LinkDecision(source=record.source, row_key=record.row_key, decision=decision)
+        session.add(remembered)
+    remembered.decision = decision
+    remembered.child_id = child_id if decision == "link" else None
+    remembered.decided_by = actor.id if actor.kind == "staff" else None
+    remembered.decided_at = utcnow()
+    audit(session, actor, f"linkage.review.{decision}", child_id=child_id if decision == "link" else None,
+          purpose=PURPOSE, detail={"item": item.id, "source": record.source, "batch": record.batch_id,
+                                   "row": record.source_row})
+    session.delete(item)
+    if decision == "link":
+        record.child_id = child_id
+        record.method = "clerical"
+        record.status = "linked"
+        session.flush()
+        return record
+    session.delete(record)
+    session.flush()
+    return None
+
+
+def child_records(session: Session, actor: Principal, child: Child) -> dict[str, list[LinkedRecord]]:
+    """A child's linked records by source, newest first, through the gate and
+    the principal's scope; writes the audit row. Empty without consent."""
+    from consent.gate import consented_child_ids
+
+    allowed = select(Child.id).where(
+        Child.id == child.id,
+        Child.id.in_(visible_child_ids(actor)),
+        Child.id.in_(consented_child_ids(PURPOSE)),
+    )
+    record_child_read(session, actor, child.id, "linkage.child_records", purpose=PURPOSE)
+    if session.scalar(allowed) is None:
+        return {}
+    out: dict[str, list[LinkedRecord]] = defaultdict(list)
+    for r in session.scalars(
+        select(LinkedRecord).where(LinkedRecord.child_id == child.id, LinkedRecord.status == "linked")
+        .order_by(LinkedRecord.source, LinkedRecord.record_date.desc(), LinkedRecord.id.desc())
+    ):
+        out[r.source].append(r)
+    return dict(out)
+
+
+def history(session: Session, *, limit: int = 50) -> list[ImportBatch]:
+    return list(session.scalars(select(ImportBatch).order_by(ImportBatch.id.desc()).limit(limit)))

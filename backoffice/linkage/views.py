@@ -1,0 +1,145 @@
+"""Back-office pages of linkage: upload with preview, history and report,
+rollback, the review queue, and a child's linked records."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import get_locale
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from backoffice.linkage import service
+from backoffice.linkage.catalogue import load
+from backoffice.linkage.forms import ActionForm, ConfirmForm, UploadForm
+from backoffice.linkage.importer import service as importer
+from backoffice.linkage.models import ImportBatch
+from portal.auth.access import allow, child_or_404
+from portal.extensions import db
+from portal.tabular import TabularError
+
+bp = Blueprint("linkage", __name__, url_prefix="/staff/linkage", template_folder="templates",
+               static_folder="static", static_url_path="/static/linkage")
+
+STEWARD = ("data_steward",)
+
+
+def _upload_dir() -> Path:
+    d = Path(current_app.instance_path) / "linkage-uploads"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def _upload_path(token: str) -> Path:
+    return _upload_dir() / f"{current_user.id}-{token}.bin"
+
+
+@bp.route("/", methods=["GET", "POST"])
+@allow(STEWARD)
+def imports():
+    form = UploadForm()
+    if form.validate_on_submit():
+        data = form.file.data.read()
+        try:
+            preview = importer.preview(form.source.data, data, form.file.data.filename)
+        except TabularError as exc:
+            form.file.errors.append(str(exc))
+        else:
+            token = secrets.token_urlsafe(24)
+            _upload_path(token).write_bytes(data)
+            confirm = ConfirmForm(token=token, source=form.source.data)
+            return render_template("linkage/preview.html", preview=preview, confirm=confirm,
+                                   filename=form.file.data.filename, locale=str(get_locale()))
+    return render_template("linkage/imports.html", form=form, batches=service.history(db.session),
+                           catalogue=load(), locale=str(get_locale()))
+
+
+@bp.route("/confirm", methods=["POST"])
+@allow(STEWARD)
+def confirm():
+    form = ConfirmForm()
+    if not form.validate_on_submit():
+        abort(400)
+    path = _upload_path(form.token.data)
+    if not path.exists():
+        flash(_("The uploaded file has expired; upload it again."), "error")
+        return redirect(url_for("linkage.imports"))
+    try:
+        report = importer.import_file(db.session, current_user, form.source.data, path.read_bytes(),
+                                      request.form.get("filename") or None)
+        db.session.commit()
+    except TabularError as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+        return redirect(url_for("linkage.imports"))
+    finally:
+        path.unlink(missing_ok=True)
+    if report.already_imported:
+        flash(_("This file was imported before (batch %(batch)s); nothing changed.", batch=report.already_imported), "info")
+    return redirect(url_for("linkage.batch", batch_id=report.batch_id or report.already_imported))
+
+
+@bp.route("/batches/<int:batch_id>")
+@allow(STEWARD)
+def batch(batch_id: int):
+    b = db.session.get(ImportBatch, batch_id) or abort(404)
+    return render_template("linkage/batch.html", batch=b, report=importer.Report.from_batch(b),
+                           row_errors=importer.ROW_ERRORS, reasons=importer.DROP_REASONS,
+                           spec=load().source(b.source), locale=str(get_locale()), form=ActionForm())
+
+
+@bp.route("/batches/<int:batch_id>/rollback", methods=["POST"])
+@allow(STEWARD)
+def rollback(batch_id: int):
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    db.session.get(ImportBatch, batch_id) or abort(404)
+    removed = importer.rollback_batch(db.session, current_user, batch_id)
+    db.session.commit()
+    flash(_("The batch was rolled back: %(n)s records removed.", n=removed), "success")
+    return redirect(url_for("linkage.batch", batch_id=batch_id))
+
+
+@bp.route("/review")
+@allow(STEWARD)
+def review_queue():
+    items, total = service.open_items(db.session)
+    return render_template("linkage/review_queue.html", items=items, total=total, catalogue=load(),
+                           locale=str(get_locale()))
+
+
+@bp.route("/review/<int:item_id>", methods=["GET", "POST"])
+@allow(STEWARD)
+def review_item(item_id: int):
+    form = ActionForm()
+    if request.method == "POST":
+        if not form.validate_on_submit():
+            abort(400)
+        decision = request.form.get("decision", "")
+        child_id = request.form.get("child_id", type=int)
+        try:
+            service.decide(db.session, current_user, item_id, decision, child_id)
+            db.session.commit()
+        except service.ReviewError as exc:
+            db.session.rollback()
+            flash(str(exc.message), "error")
+            return redirect(url_for("linkage.review_queue"))
+        flash(_("Linked to the chosen child.") if decision == "link" else _("Rejected: the record was removed."), "success")
+        return redirect(url_for("linkage.review_queue"))
+    detail = service.review_detail(db.session, current_user, item_id)
+    if detail is None:
+        abort(404)
+    db.session.commit()  # the audit rows of the read
+    return render_template("linkage/review_item.html", d=detail, form=form, locale=str(get_locale()))
+
+
+@bp.route("/children/<int:child_id>")
+@allow(service.VIEW_ROLES)
+def child_records(child_id: int):
+    child = child_or_404(db.session, current_user, child_id)
+    records = service.child_records(db.session, current_user, child)
+    db.session.commit()
+    return render_template("linkage/child.html", child=child, records=records, catalogue=load(),
+                           locale=str(get_locale()))

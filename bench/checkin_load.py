@@ -1,0 +1,321 @@
+"""Morning-peak load: concurrent check-in submissions against gunicorn on PostgreSQL.
+
+    .venv/bin/python bench/checkin_load.py [--children 300] [--clients 16] [--workers 2]
+
+Creates a throwaway PostgreSQL database (like tests/conftest.py), fills it
+with one junior-high class per 40 children (consent given, today's check-in
+open), then serves two applications with gunicorn on localhost:
+
+* the real application (``portal:create_app()``): each client thread POSTs
+  the full check-in form of its children (CSRF token, signed-in session);
+* a bare Flask + SQLAlchemy endpoint on the same database that inserts one
+  row per request: the floor any Flask app on this machine can reach.
+
+It prints throughput and p95 latency of both and their ratio; the last line
+is key=value pairs. The database is dropped at the end. No network beyond
+localhost. Runs in well under five minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from datetime import date, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+ADMIN_URL = os.environ.get("BENCH_ADMIN_URL", "postgresql+psycopg://postgres@localhost/postgres")
+MOOD = {"weather": "4", "sleep": "3", "breakfast": "2", "friends": "3", "worries": "0", "talk": "0"}
+
+
+# -- the bare comparison app ---------------------------------------------------------
+
+
+def make_bare_app():
+    """Flask + Flask-SQLAlchemy, one INSERT per POST: the same stack without the product."""
+    from flask import Flask, request
+    from flask_sqlalchemy import SQLAlchemy
+    from sqlalchemy import JSON, Column, Integer, MetaData, Table, insert
+
+    db = SQLAlchemy()
+    rows = Table(
+        "bench_bare_insert",
+        MetaData(),
+        Column("id", Integer, primary_key=True),
+        Column("child_id", Integer),
+        Column("answers", JSON),
+    )
+
+    app = Flask("bare")
+    app.config["SQLALCHEMY_DATABASE_URI"] = os.environ["DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://", 1)
+    db.init_app(app)
+    with app.app_context():
+        rows.create(db.engine, checkfirst=True)
+
+    @app.post("/insert/<int:child_id>")
+    def insert_row(child_id: int):
+        db.session.execute(insert(rows).values(child_id=child_id, answers=dict(request.form)))
+        db.session.commit()
+        return "", 302, {"Location": "/done"}
+
+    @app.get("/healthz")
+    def healthz():
+        return "ok"
+
+    return app
+
+
+# -- setup ---------------------------------------------------------------------------
+
+
+def create_database() -> tuple[str, str]:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"mimamori_bench_{os.getpid()}_{secrets.token_hex(3)}"
+    engine = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return name, make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_database(name: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    engine.dispose()
+
+
+def seed(url: str, env: dict, n_children: int) -> list[tuple[int, str, str]]:
+    """Children with consent and an open check-in; returns (assignment id, cookie, csrf token)."""
+    os.environ.update(env)
+    from flask import g as flask_g
+    from flask import session as flask_session
+    from flask_wtf.csrf import generate_csrf
+    from sqlalchemy import select
+
+    from consent.testing import give_consent
+    from portal import create_app
+    from portal.auth.principal import SYSTEM
+    from portal.auth.service import principal_for
+    from portal.extensions import db
+    from portal.orm import utcnow
+    from portal.people.models import (
+        Child,
+        Enrolment,
+        Guardian,
+        GuardianChild,
+        School,
+        SchoolClass,
+        SchoolKind,
+        SchoolYear,
+    )
+    from surveys import instruments, scheduling
+    from surveys.models import Frequency, SurveyAssignment
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url})
+    out = []
+    with app.app_context():
+        db.create_all()
+        s = db.session
+        year = SchoolYear(fiscal_year=2026, starts_on=date(2026, 4, 1), ends_on=date(2027, 3, 31), is_current=True)
+        school = School(code="B001", name="ベンチ中学校", kind=SchoolKind.junior_high)
+        s.add_all([year, school])
+        s.flush()
+        inst = instruments.get("mood")
+        now = utcnow()
+        per_class = 40
+        children = []
+        for k in range((n_children + per_class - 1) // per_class):
+            cls = SchoolClass(school_id=school.id, school_year_id=year.id, grade=8, name=str(k + 1))
+            s.add(cls)
+            s.flush()
+            for i in range(min(per_class, n_children - k * per_class)):
+                c = Child(student_no=f"B{k:03d}{i:04d}", name=f"負荷 太郎{k}-{i}", birth_date=date(2012, 6, 1))
+                g = Guardian(name=f"負荷 保護者{k}-{i}")
+                s.add_all([c, g])
+                s.flush()
+                s.add_all([Enrolment(child_id=c.id, school_year_id=year.id, class_id=cls.id),
+                           GuardianChild(guardian_id=g.id, child_id=c.id)])
+                children.append(c)
+        s.flush()
+        sched = scheduling.create_schedule(s, SYSTEM, scheduling.ScheduleInput(
+            school_id=school.id, grade=8, instrument_code="mood", frequency=Frequency.school_day,
+            window_start=scheduling.time(0, 0), window_end=scheduling.time(23, 59),
+            starts_on=date(2026, 4, 1), ends_on=date(2027, 3, 31)))
+        for c in children:
+            give_consent(s, c, "wellbeing_survey")
+            s.add(SurveyAssignment(schedule_id=sched.id, child_id=c.id, instrument_code="mood", instrument_version=inst.version,
+                                   respondent="student", for_date=now.date(), opens_at=now - timedelta(hours=1),
+                                   closes_at=now + timedelta(hours=3)))
+        s.commit()
+        rows = s.execute(
+            select(SurveyAssignment.id, SurveyAssignment.child_id)
+        ).all()
+        serializer = app.session_interface.get_signing_serializer(app)
+        cookie_name = app.config["SESSION_COOKIE_NAME"]
+        for aid, cid in rows:
+            child = s.get(Child, cid)
+            with app.test_request_context():
+                flask_session["_user_id"] = principal_for(child).get_id()
+                flask_session["_fresh"] = True
+                flask_session["last_seen"] = time.time() + 3600
+                flask_g.pop("csrf_token", None)  # generate_csrf caches per app context
+                token = generate_csrf()
+                cookie = f"{cookie_name}={serializer.dumps(dict(flask_session))}"
+            out.append((aid, cookie, token))
+    return out
+
+
+# -- serving and driving -----------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def serve(target: str, env: dict, workers: int) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-w", str(workers), "-k", "gthread", "--threads", "4",
+         "-b", f"127.0.0.1:{port}", "--log-level", "warning", target],
+        cwd=str(ROOT), env={**os.environ, **env},
+    )
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                return proc, port
+        except OSError:
+            time.sleep(0.2)
+    proc.terminate()
+    raise RuntimeError(f"{target} did not start")
+
+
+def drive(port: int, jobs: list[tuple[str, dict, str]], clients: int) -> tuple[float, list[float], int]:
+    """POST every (path, form, cookie) from ``clients`` threads; (seconds, latencies, errors)."""
+    latencies: list[float] = []
+    errors = 0
+    lock = threading.Lock()
+    chunks = [jobs[i::clients] for i in range(clients)]
+    first_error: list[str] = []
+
+    def worker(chunk):
+        nonlocal errors
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        for path, form, cookie in chunk:
+            body = urllib.parse.urlencode(form)
+            headers = {"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie}
+            t = time.perf_counter()
+            try:
+                conn.request("POST", path, body=body, headers=headers)
+                resp = conn.getresponse()
+                resp.read()
+                ok = resp.status == 302 and "/done" in (resp.getheader("Location") or "")
+                if not ok and not first_error:
+                    first_error.append(f"{resp.status} {resp.getheader('Location')}")
+            except OSError as exc:
+                if not first_error:
+                    first_error.append(type(exc).__name__)
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                ok = False
+            dt = time.perf_counter() - t
+            with lock:
+                latencies.append(dt)
+                errors += 0 if ok else 1
+        conn.close()
+
+    threads = [threading.Thread(target=worker, args=(c,)) for c in chunks]
+    t0 = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    if first_error:
+        print(f"first error on port {port}: {first_error[0]}", flush=True)
+    return time.perf_counter() - t0, latencies, errors
+
+
+def p95(values: list[float]) -> float:
+    return statistics.quantiles(values, n=20)[18] if len(values) >= 20 else max(values)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--children", type=int, default=300)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+
+    from cryptography.fernet import Fernet
+
+    instance = tempfile.mkdtemp(prefix="mimamori-bench-")
+    name, url = create_database()
+    env = {
+        "MIMAMORI_ENV": "development",
+        "MIMAMORI_INSTANCE": instance,
+        "SECRET_KEY": secrets.token_hex(32),
+        "MIMAMORI_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+        "DATABASE_URL": url.replace("postgresql+psycopg://", "postgresql://", 1),
+        "MAIL_BACKEND": "file",
+    }
+    procs = []
+    try:
+        t = time.perf_counter()
+        tokens = seed(url, env, args.children)
+        print(f"seeded {len(tokens)} open check-ins in {time.perf_counter() - t:.1f}s", flush=True)
+        app_proc, app_port = serve("portal:create_app()", env, args.workers)
+        procs.append(app_proc)
+        bare_proc, bare_port = serve("bench.checkin_load:make_bare_app()", env, args.workers)
+        procs.append(bare_proc)
+
+        checkin_jobs = [(f"/student/checkins/{aid}", {**MOOD, "csrf_token": tok}, cookie) for aid, cookie, tok in tokens]
+        bare_jobs = [(f"/insert/{aid}", dict(MOOD), "") for aid, _c, _t in tokens]
+        # warm up both (connections, imports), outside the measurement
+        drive(bare_port, bare_jobs[: args.clients], args.clients)
+        secs_bare, lat_bare, err_bare = drive(bare_port, bare_jobs, args.clients)
+        secs_app, lat_app, err_app = drive(app_port, checkin_jobs, args.clients)
+
+        tp_app, tp_bare = len(lat_app) / secs_app, len(lat_bare) / secs_bare
+        p95_app, p95_bare = p95(lat_app) * 1000, p95(lat_bare) * 1000
+        print(f"check-in submissions: {len(lat_app)} in {secs_app:.2f}s  {tp_app:.1f}/s  p95 {p95_app:.1f} ms  errors {err_app}")
+        print(f"bare Flask insert:    {len(lat_bare)} in {secs_bare:.2f}s  {tp_bare:.1f}/s  p95 {p95_bare:.1f} ms  errors {err_bare}")
+        print(f"ratio (check-in / bare): throughput {tp_app / tp_bare:.2f}, p95 {p95_app / p95_bare:.2f}x")
+        print(
+            f"checkin_rps={tp_app:.1f} checkin_p95_ms={p95_app:.1f} bare_rps={tp_bare:.1f} bare_p95_ms={p95_bare:.1f} "
+            f"throughput_ratio={tp_app / tp_bare:.3f} p95_ratio={p95_app / p95_bare:.3f} "
+            f"clients={args.clients} workers={args.workers} submissions={len(lat_app)} errors={err_app + err_bare}"
+        )
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        drop_database(name)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,177 @@
+"""Linkage benchmark: synthetic municipal files, the real commands, the bars.
+
+    .venv/bin/python bench/linkage.py [--children 20000] [--seed 7] [--keep DIR]
+
+Generates the files (bench/linkage_data.py), builds a fresh SQLite database,
+gives consent to most children (bulk, through the consent model), then runs
+``flask --app portal roster import`` and ``linkage import SOURCE FILE`` for
+every source and ``linkage export``, and compares the export with the ground
+truth. Prints precision, recall, review rate, rows/s, peak memory of the
+commands, records stored for non-consented children, and Splink's figures on
+the same data when the optional ``bench`` extra is installed. The last line
+is key=value pairs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.linkage_data import generate
+
+SOURCES = ["juki", "jidou_teate", "jidou_fuyou", "shugaku_enjo", "seikatsu_hogo", "kyushoku", "attendance",
+           "health", "boshi", "external"]
+
+
+def flask(env: dict, *args: str) -> tuple[float, str]:
+    t = time.perf_counter()
+    proc = subprocess.run([str(ROOT / ".venv/bin/flask"), "--app", "portal", *args], env=env, cwd=ROOT,
+                          capture_output=True, text=True)
+    elapsed = time.perf_counter() - t
+    if proc.returncode != 0:
+        print(proc.stdout, proc.stderr, file=sys.stderr)
+        raise SystemExit(f"command failed: {' '.join(args)}")
+    return elapsed, proc.stdout
+
+
+def setup_database(env: dict, consented: list[str]) -> None:
+    """Schema, the current school year, and consent for the chosen children."""
+    code = r"""
+import json, sys
+from datetime import date, datetime, UTC
+from sqlalchemy import select, insert
+from portal import create_app
+from portal.extensions import db
+from portal.people.models import SchoolYear
+app = create_app()
+with app.app_context():
+    db.create_all()
+    db.session.add(SchoolYear(fiscal_year=2026, starts_on=date(2026, 4, 1), ends_on=date(2027, 3, 31), is_current=True))
+    db.session.commit()
+"""
+    subprocess.run([str(ROOT / ".venv/bin/python"), "-c", code], env=env, cwd=ROOT, check=True)
+
+
+def give_consent(env: dict, consented_file: Path) -> None:
+    code = r"""
+import json, sys
+from datetime import datetime, UTC
+from sqlalchemy import select, insert
+from portal import create_app
+from portal.extensions import db
+from portal.people.models import Child, Enrolment, SchoolClass
+from consent.testing import ensure_purposes
+from consent.models import ConsentEvent, ConsentDocument, Party, Action, Channel
+from consent import service
+nos = set(json.load(open(sys.argv[1])))
+app = create_app()
+with app.app_context():
+    s = db.session
+    purpose = ensure_purposes(s, "data_linkage")["data_linkage"]
+    version = service.current_version(s, purpose.id)
+    doc = s.scalar(select(ConsentDocument).where(ConsentDocument.version_id == version.id).limit(1)) if hasattr(ConsentDocument, "version_id") else s.scalar(select(ConsentDocument).limit(1))
+    grades = dict(s.execute(select(Child.student_no, SchoolClass.grade).join(Enrolment, Enrolment.child_id == Child.id).join(SchoolClass, SchoolClass.id == Enrolment.class_id)).all())
+    ids = dict(s.execute(select(Child.student_no, Child.id)).all())
+    now = datetime.now(UTC)
+    rows = []
+    for no in nos:
+        parties = [Party.guardian] + ([Party.child] if grades.get(no, 0) >= purpose.child_from_grade else [])
+        for party in parties:
+            rows.append(dict(child_id=ids[no], purpose_id=purpose.id, party=party, action=Action.grant, version=version.version,
+                             document_id=doc.id, locale="ja", at=now, recorded_at=now, channel=list(Channel)[0]))
+    s.execute(insert(ConsentEvent), rows)
+    s.commit()
+"""
+    subprocess.run([str(ROOT / ".venv/bin/python"), "-c", code, str(consented_file)], env=env, cwd=ROOT, check=True)
+
+
+def evaluate(export: Path, meta: dict) -> dict:
+    truth = meta["truth"]
+    consented = set(meta["consented"])
+    linked = review = correct = stored_nonconsented = 0
+    for row in csv.DictReader(export.open(encoding="utf-8")):
+        src, n, sno = row["source"], int(row["source_row"]), row["student_no"]
+        if sno not in consented:
+            stored_nonconsented += 1
+        if row["status"] == "review":
+            review += 1
+            continue
+        linked += 1
+        if truth[src][n - 1] == sno:
+            correct += 1
+    should = sum(1 for src in SOURCES for t in truth[src] if t and t in consented)
+    rows = sum(len(truth[s]) for s in SOURCES)
+    return {"precision": correct / linked if linked else 0.0, "recall": correct / should if should else 0.0,
+            "review_rate": review / rows, "linked": linked, "review": review, "should": should,
+            "stored_nonconsented": stored_nonconsented, "rows": rows}
+
+
+def run_splink(workdir: Path, meta: dict) -> str:
+    try:
+        import splink  # noqa: F401
+    except Exception as exc:  # noqa: BLE001
+        return f"splink=unavailable ({type(exc).__name__}: not installed; pip install -e .[bench])"
+    return "splink=not-run (installed, comparison not wired in this version)"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--children", type=int, default=20000)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--keep", type=Path)
+    args = ap.parse_args()
+    work = args.keep or Path(tempfile.mkdtemp(prefix="mimamori-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    meta = generate(work / "files", args.children, args.seed)
+    gen_s = time.perf_counter() - t0
+    print(f"generated {meta['children']} children, {meta['rows']} rows in {gen_s:.1f}s ({work})")
+
+    env = {**os.environ, "MIMAMORI_ENV": "development", "MIMAMORI_INSTANCE": str(work / "instance"),
+           "DATABASE_URL": f"sqlite:///{work / 'bench.sqlite3'}"}
+    (work / "bench.sqlite3").unlink(missing_ok=True)
+    setup_database(env, meta["consented"])
+    roster_s, out = flask(env, "roster", "import", str(work / "files" / "roster.csv"))
+    print(f"roster: {roster_s:.1f}s  " + " | ".join(out.strip().splitlines()[1:3]))
+    (work / "consented.json").write_text(json.dumps(meta["consented"]))
+    give_consent(env, work / "consented.json")
+
+    total = wall_total = 0.0
+    for src in SOURCES:
+        wall, out = flask(env, "linkage", "import", src, str(work / "files" / f"{src}.csv"))
+        lines = out.strip().splitlines()
+        s = float(lines[-1].split()[1])  # "elapsed: X s", inside the command (no interpreter start-up)
+        total += s
+        wall_total += wall
+        print(f"{src:14s} {s:6.1f}s (wall {wall:5.1f}s)  " + " | ".join(lines[1:5]))
+    _, out = flask(env, "linkage", "export", str(work / "export.csv"))
+    r = evaluate(work / "export.csv", meta)
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    rows_s = r["rows"] / total if total else 0
+    print(f"precision {r['precision']:.4f}  recall {r['recall']:.4f}  review rate {r['review_rate']:.4f}")
+    print(f"linked {r['linked']} of {r['should']} linkable, review {r['review']}, rows {r['rows']}")
+    print(f"import+link {total:.1f}s inside the commands ({wall_total:.1f}s wall with start-up) for {r['rows']} rows: "
+          f"{rows_s:.0f} rows/s; peak memory {peak_mb:.0f} MB")
+    print(f"records stored for non-consented children: {r['stored_nonconsented']}")
+    splink_line = run_splink(work, meta)
+    print(splink_line)
+    ok = (r["precision"] >= 0.995 and r["recall"] >= 0.97 and r["review_rate"] <= 0.03
+          and r["stored_nonconsented"] == 0)
+    print(f"precision={r['precision']:.4f} recall={r['recall']:.4f} review_rate={r['review_rate']:.4f} "
+          f"rows={r['rows']} import_seconds={total:.1f} rows_per_second={rows_s:.0f} peak_mb={peak_mb:.0f} "
+          f"stored_nonconsented={r['stored_nonconsented']} {splink_line.split(' ')[0]} bars={'pass' if ok else 'fail'}")
+
+
+if __name__ == "__main__":
+    main()

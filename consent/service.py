@@ -1,0 +1,476 @@
+"""Consent operations: purposes, publishing versions, recording grants and withdrawals, purges.
+
+Plain functions taking a ``Session`` and the acting
+:class:`~portal.auth.principal.Principal`; they flush, never commit. Every
+refusal is a :class:`ConsentError` carrying a message for the person.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from consent import hooks
+from consent.gate import child_consent_required, is_consented
+from consent.models import (
+    Action,
+    Channel,
+    ConsentDocument,
+    ConsentEvent,
+    ConsentPurpose,
+    ConsentVersion,
+    OldConsent,
+    Party,
+    PendingPurge,
+    PurgeStatus,
+    document_hash,
+)
+from portal.audit import service as audit
+from portal.auth.principal import SYSTEM, Principal
+from portal.i18n import TOKYO
+from portal.orm import utcnow
+from portal.people.models import Child, GuardianChild, Role
+
+log = logging.getLogger(__name__)
+LOCALES = ("ja", "en")
+
+
+class ConsentError(Exception):
+    """A refusal with a message for the person (a lazy string)."""
+
+    code = "error"
+
+    def __init__(self, message=None):
+        super().__init__(self.code)
+        self.message = message if message is not None else self.default
+
+    default = _l("This could not be recorded.")
+
+
+class AlreadyRecorded(ConsentError):
+    code = "already"
+    default = _l("This was already recorded. Nothing was changed.")
+
+
+class ChangedMeanwhile(ConsentError):
+    code = "changed"
+    default = _l(
+        "Someone else in your family changed this consent while you were reading. "
+        "Nothing was changed: check the current state below and choose again."
+    )
+
+
+class WithdrawalBeforeGrant(ConsentError):
+    code = "before_grant"
+    default = _l("A withdrawal cannot be dated before the consent it withdraws.")
+
+
+class NotAllowed(ConsentError):
+    code = "not_allowed"
+    default = _l("You cannot record consent for this child.")
+
+
+class NoDocument(ConsentError):
+    code = "no_document"
+    default = _l("This purpose has no published consent text yet.")
+
+
+# -- purposes and versions --------------------------------------------------------
+
+
+def purpose_by_code(session: Session, code: str) -> ConsentPurpose | None:
+    return session.scalar(select(ConsentPurpose).where(ConsentPurpose.code == code))
+
+
+def active_purposes(session: Session) -> list[ConsentPurpose]:
+    return list(
+        session.scalars(
+            select(ConsentPurpose)
+            .where(ConsentPurpose.active.is_(True))
+            .order_by(ConsentPurpose.sort_order, ConsentPurpose.code)
+        )
+    )
+
+
+def current_version(session: Session, purpose_id: int) -> ConsentVersion | None:
+    return session.scalar(
+        select(ConsentVersion)
+        .where(ConsentVersion.purpose_id == purpose_id)
+        .order_by(ConsentVersion.version.desc())
+        .limit(1)
+    )
+
+
+def min_valid_version(session: Session, purpose_id: int) -> int:
+    v = session.scalar(
+        select(func.max(ConsentVersion.version)).where(
+            ConsentVersion.purpose_id == purpose_id, ConsentVersion.old_consent == OldConsent.lapses
+        )
+    )
+    return v or 1
+
+
+def document_for(session: Session, purpose: ConsentPurpose, locale: str) -> ConsentDocument | None:
+    """The current version's text in this locale (Japanese when there is none)."""
+    version = current_version(session, purpose.id)
+    if version is None:
+        return None
+    docs = {d.locale: d for d in version.documents}
+    return docs.get(locale) or docs.get("ja") or next(iter(docs.values()), None)
+
+
+def publish_version(
+    session: Session,
+    actor: Principal,
+    purpose: ConsentPurpose,
+    texts: dict[str, tuple[str, str, str]],
+    *,
+    material: bool = True,
+    old_consent: OldConsent = OldConsent.stands,
+) -> ConsentVersion:
+    """Publish a new version: ``texts`` is ``{locale: (title, body, child_body)}``.
+
+    Consent on earlier versions *lapses* only for a material version whose
+    publisher chose so; otherwise it stands until the family consents again.
+    """
+    if "ja" not in texts or not all(t[0].strip() and t[1].strip() for t in texts.values()):
+        raise ConsentError(_l("A version needs a title and a text, at least in Japanese."))
+    if not material:
+        old_consent = OldConsent.stands
+    previous = current_version(session, purpose.id)
+    number = (previous.version + 1) if previous else 1
+    version = ConsentVersion(
+        purpose_id=purpose.id,
+        version=number,
+        material=material,
+        old_consent=old_consent,
+        published_at=utcnow(),
+        published_by_staff_id=actor.id if actor.kind == "staff" else None,
+    )
+    session.add(version)
+    session.flush()
+    for locale, (title, body, child_body) in texts.items():
+        title, body, child_body = title.strip(), body.strip(), (child_body or "").strip()
+        session.add(
+            ConsentDocument(
+                version_id=version.id,
+                locale=locale,
+                title=title,
+                body=body,
+                child_body=child_body,
+                sha256=document_hash(title, body, child_body),
+            )
+        )
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        "consent.publish",
+        purpose=purpose.code,
+        detail={"version": number, "material": material, "old_consent": old_consent.value},
+    )
+    return version
+
+
+# -- events ------------------------------------------------------------------------
+
+
+def latest_event(session: Session, child_id: int, purpose_id: int, party: Party) -> ConsentEvent | None:
+    return session.scalar(
+        select(ConsentEvent)
+        .where(
+            ConsentEvent.child_id == child_id,
+            ConsentEvent.purpose_id == purpose_id,
+            ConsentEvent.party == party,
+        )
+        .order_by(ConsentEvent.at.desc(), ConsentEvent.id.desc())
+        .limit(1)
+    )
+
+
+def is_guardian_of(session: Session, guardian_id: int, child_id: int) -> bool:
+    return (
+        session.scalar(
+            select(GuardianChild.id).where(
+                GuardianChild.guardian_id == guardian_id, GuardianChild.child_id == child_id
+            )
+        )
+        is not None
+    )
+
+
+def _lock_child(session: Session, child_id: int) -> None:
+    """Serialise consent changes for one child (PostgreSQL row lock; SQLite serialises writers)."""
+    session.execute(select(Child.id).where(Child.id == child_id).with_for_update())
+
+
+def record_event(
+    session: Session,
+    actor: Principal,
+    child_id: int,
+    purpose: ConsentPurpose,
+    party: Party,
+    action: Action,
+    *,
+    locale: str = "ja",
+    channel: Channel = Channel.online,
+    at: datetime | None = None,
+    form_no: str | None = None,
+    signer: str | None = None,
+    expected_last_event_id: int | None | bool = False,
+) -> ConsentEvent:
+    """Append a grant or withdrawal and make it take effect.
+
+    ``expected_last_event_id`` is the id of the party's latest event the
+    person saw on the page (``None`` when there was none); when another event
+    arrived meanwhile the change is refused (:class:`ChangedMeanwhile`), or
+    reported as already done when it was the same action
+    (:class:`AlreadyRecorded`: a double-submitted form). ``False`` skips the check.
+    """
+    party, action, channel = Party(party), Action(action), Channel(channel)
+    _check_actor(session, actor, child_id, purpose, party, channel)
+    _lock_child(session, child_id)
+    last = latest_event(session, child_id, purpose.id, party)
+    version = current_version(session, purpose.id)
+    if version is None:
+        raise NoDocument()
+    if expected_last_event_id is not False and (last.id if last else None) != expected_last_event_id:
+        if last is not None and last.action == action:
+            raise AlreadyRecorded()
+        raise ChangedMeanwhile()
+    if last is not None and last.action == action:
+        if action == Action.withdraw or last.version >= version.version:
+            raise AlreadyRecorded()
+    if last is None and action == Action.withdraw:
+        raise AlreadyRecorded(_l("There is no consent to withdraw."))
+    now = utcnow()
+    at = at or now
+    if action == Action.withdraw and last is not None and last.action == Action.grant:
+        if at.astimezone(TOKYO).date() < last.at.astimezone(TOKYO).date():
+            raise WithdrawalBeforeGrant()
+    doc = document_for(session, purpose, locale)
+    was = is_consented(session, child_id, purpose.code)
+    ev = ConsentEvent(
+        child_id=child_id,
+        purpose_id=purpose.id,
+        party=party,
+        guardian_id=actor.id if actor.kind == "guardian" else None,
+        action=action,
+        version=version.version if action == Action.grant else (last.version if last else version.version),
+        document_id=doc.id,
+        locale=doc.locale,
+        at=at,
+        recorded_at=now,
+        channel=channel,
+        form_no=(form_no or None),
+        signer=(signer or None),
+        recorded_by_staff_id=actor.id if actor.kind == "staff" else None,
+    )
+    session.add(ev)
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        f"consent.{action.value}",
+        child_id=child_id,
+        purpose=purpose.code,
+        detail={"event_id": ev.id, "party": party.value, "version": ev.version, "channel": channel.value},
+    )
+    if was and not is_consented(session, child_id, purpose.code):
+        schedule_purge(session, actor, ev, purpose)
+    return ev
+
+
+def _check_actor(session, actor, child_id, purpose, party, channel) -> None:
+    if actor.kind == "guardian":
+        if party != Party.guardian or channel != Channel.online or not is_guardian_of(session, actor.id, child_id):
+            raise NotAllowed()
+    elif actor.kind == "student":
+        if party != Party.child or channel != Channel.online or actor.id != child_id:
+            raise NotAllowed()
+        if not child_consent_required(session, child_id, purpose):
+            raise NotAllowed(_l("Your family decides this one for you."))
+    elif actor.kind == "staff":
+        if actor.role != Role.data_steward.value or channel == Channel.online:
+            raise NotAllowed()
+    elif actor.kind != "system":
+        raise NotAllowed()
+
+
+# -- withdrawal takes effect ---------------------------------------------------------
+
+
+def schedule_purge(session: Session, actor: Principal, ev: ConsentEvent, purpose: ConsentPurpose) -> PendingPurge:
+    """The child has just left the gate: delete what is held for the purpose.
+
+    At once when the purpose keeps nothing after withdrawal (``retention_days``
+    0, the default); otherwise at the end of the window, by :func:`run_due_purges`.
+    """
+    pending = PendingPurge(
+        child_id=ev.child_id,
+        purpose_id=purpose.id,
+        event_id=ev.id,
+        due_at=ev.recorded_at + timedelta(days=purpose.retention_days or 0),
+    )
+    session.add(pending)
+    session.flush()
+    if not purpose.retention_days:
+        run_purge(session, pending, actor=actor)
+    return pending
+
+
+def run_purge(session: Session, pending: PendingPurge, *, actor: Principal = SYSTEM) -> dict[str, int]:
+    purpose = session.get(ConsentPurpose, pending.purpose_id)
+    if is_consented(session, pending.child_id, purpose.code):
+        pending.status = PurgeStatus.cancelled
+        pending.done_at = utcnow()
+        session.flush()
+        return {}
+    counts: dict[str, int] = {}
+    for fn in hooks.purgers_for(purpose.code):
+        for key, n in (fn(session, [pending.child_id]) or {}).items():
+            counts[key] = counts.get(key, 0) + int(n)
+    pending.status = PurgeStatus.done
+    pending.done_at = utcnow()
+    pending.counts = counts
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        "consent.purge",
+        child_id=pending.child_id,
+        purpose=purpose.code,
+        detail={"counts": counts, "event_id": pending.event_id},
+    )
+    log.info("consent purge done: purpose=%s rows=%d", purpose.code, sum(counts.values()))
+    return counts
+
+
+def run_due_purges(session: Session, now: datetime | None = None) -> int:
+    """For the scheduler: run every purge whose retention window has ended."""
+    now = now or utcnow()
+    due = session.scalars(
+        select(PendingPurge)
+        .where(PendingPurge.status == PurgeStatus.pending, PendingPurge.due_at <= now)
+        .order_by(PendingPurge.id)
+    ).all()
+    for pending in due:
+        run_purge(session, pending)
+    return len(due)
+
+
+# -- status for the pages ------------------------------------------------------------
+
+
+@dataclass
+class PartyState:
+    party: Party
+    required: bool
+    last: ConsentEvent | None
+    valid: bool  # latest is a grant on a current version
+
+    @property
+    def granted(self) -> bool:
+        return self.last is not None and self.last.action == Action.grant
+
+    @property
+    def needs_renewal(self) -> bool:
+        return self.granted and not self.valid
+
+
+@dataclass
+class PurposeState:
+    purpose: ConsentPurpose
+    guardian: PartyState
+    child: PartyState
+    effective: bool
+    current_version: int | None
+
+
+def purpose_states(session: Session, child_id: int) -> list[PurposeState]:
+    """Each active purpose's state for one child, for the family and student pages."""
+    states = []
+    for purpose in active_purposes(session):
+        valid_from = min_valid_version(session, purpose.id)
+        needs_child = child_consent_required(session, child_id, purpose)
+        cv = current_version(session, purpose.id)
+        parts = {}
+        for party in (Party.guardian, Party.child):
+            last = latest_event(session, child_id, purpose.id, party)
+            valid = last is not None and last.action == Action.grant and last.version >= valid_from
+            parts[party] = PartyState(party, party == Party.guardian or needs_child, last, valid)
+        states.append(
+            PurposeState(
+                purpose,
+                parts[Party.guardian],
+                parts[Party.child],
+                is_consented(session, child_id, purpose.code),
+                cv.version if cv else None,
+            )
+        )
+    return states
+
+
+def history(session: Session, child_id: int) -> list[ConsentEvent]:
+    return list(
+        session.scalars(
+            select(ConsentEvent)
+            .where(ConsentEvent.child_id == child_id)
+            .order_by(ConsentEvent.at.desc(), ConsentEvent.id.desc())
+        )
+    )
+
+
+def paper_date(d: date) -> datetime:
+    """A date written on a paper form, as the start of that day in Tokyo."""
+    return datetime.combine(d, time(0, 0), tzinfo=TOKYO).astimezone(UTC)
+
+
+# -- defining purposes -------------------------------------------------------------------
+
+PURPOSE_CODE_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_")
+LIST_FIELDS = ("data_items", "sources", "users")
+TEXT_FIELDS = ("title", "summary", "child_summary", "retention")
+
+
+def save_purpose(
+    session: Session,
+    actor: Principal,
+    purpose: ConsentPurpose | None,
+    *,
+    code: str,
+    texts: dict[str, dict[str, str]],
+    retention_days: int,
+    child_from_grade: int,
+) -> ConsentPurpose:
+    """Create or update a purpose's description. ``texts`` is ``{field: {locale: text}}``;
+    list fields (data items, sources, users) are given one item per line."""
+    code = (code or "").strip()
+    if purpose is None:
+        if not (3 <= len(code) <= 60 and code[0].isalpha() and set(code) <= PURPOSE_CODE_CHARS):
+            raise ConsentError(_l("A code is 3 to 60 lower-case letters, digits or underscores, starting with a letter."))
+        if purpose_by_code(session, code) is not None:
+            raise ConsentError(_l("A purpose with this code already exists."))
+        purpose = ConsentPurpose(code=code)
+        session.add(purpose)
+    for name in TEXT_FIELDS:
+        setattr(purpose, name, {loc: v.strip() for loc, v in texts.get(name, {}).items() if v and v.strip()})
+    for name in LIST_FIELDS:
+        setattr(
+            purpose,
+            name,
+            {loc: [line.strip() for line in v.splitlines() if line.strip()] for loc, v in texts.get(name, {}).items() if v and v.strip()},
+        )
+    if not purpose.title.get("ja"):
+        raise ConsentError(_l("Enter a title in Japanese."))
+    purpose.retention_days = int(retention_days)
+    purpose.child_from_grade = int(child_from_grade)
+    session.flush()
+    audit.record(session, actor, "consent.purpose_saved", purpose=purpose.code,
+                 detail={"retention_days": purpose.retention_days, "child_from_grade": purpose.child_from_grade})
+    return purpose

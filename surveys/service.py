@@ -1,0 +1,561 @@
+"""Answering, help alerts, signals and the staff's reading of answers.
+
+Services take a session and explicit arguments (the acting principal, the
+clock), flush and never commit.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import Select, and_, delete, exists, func, literal, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from consent.gate import consented_child_ids
+from portal.audit import service as audit
+from portal.auth.access import can_see_child, current_year_id_subquery, visible_child_ids
+from portal.auth.principal import Principal
+from portal.orm import utcnow
+from portal.people.models import Child, Enrolment, GuardianChild, Role, SchoolClass, Staff
+from surveys import instruments, notify, scoring
+from surveys.instruments import Instrument
+from surveys.models import (
+    AlertReason,
+    AssignmentStatus,
+    ClosedDay,
+    HelpAlert,
+    SignalKind,
+    SurveyAssignment,
+    SurveyResponse,
+    SurveySchedule,
+    SurveySignal,
+)
+from surveys.scheduling import PURPOSE
+
+# Roles that may read free-text answers and alert notes (they act on them).
+FREE_TEXT_ROLES = (Role.counsellor.value, Role.social_worker.value, Role.school_lead.value)
+LOW_MOOD_WINDOW = 5
+LOW_MOOD_COUNT = 3
+
+
+class AnswerError(ValueError):
+    """A submission that cannot be stored; ``errors`` maps item ids to messages."""
+
+    def __init__(self, message, errors: dict | None = None):
+        super().__init__(str(message))
+        self.message = message
+        self.errors = errors or {}
+
+
+# -- finding assignments -----------------------------------------------------------
+
+
+def _respondent_filter(principal: Principal):
+    if principal.role == "student":
+        return and_(SurveyAssignment.child_id == principal.id, SurveyAssignment.respondent == "student")
+    if principal.role == "guardian":
+        return and_(
+            SurveyAssignment.respondent == "guardian",
+            SurveyAssignment.child_id.in_(
+                select(GuardianChild.child_id).where(GuardianChild.guardian_id == principal.id)
+            ),
+        )
+    return literal(False)
+
+
+def open_assignments(session: Session, principal: Principal, now: datetime) -> list[tuple[SurveyAssignment, Child]]:
+    """The principal's assignments open now, for consented children only."""
+    rows = session.execute(
+        select(SurveyAssignment, Child)
+        .join(Child, Child.id == SurveyAssignment.child_id)
+        .where(
+            _respondent_filter(principal),
+            SurveyAssignment.status == AssignmentStatus.open,
+            SurveyAssignment.opens_at <= now,
+            SurveyAssignment.closes_at > now,
+            SurveyAssignment.child_id.in_(consented_child_ids(PURPOSE)),
+        )
+        .order_by(SurveyAssignment.closes_at, SurveyAssignment.id)
+    ).all()
+    return [(a, c) for a, c in rows]
+
+
+@dataclass
+class AssignmentView:
+    assignment: SurveyAssignment
+    instrument: Instrument
+    grade: int
+    school_id: int
+    consented: bool
+    owned: bool
+
+
+def load_assignment(session: Session, principal: Principal, assignment_id: int) -> AssignmentView | None:
+    """The assignment with what answering needs, in one query; None if it does not exist."""
+    owned = exists().where(_respondent_filter(principal), SurveyAssignment.id == assignment_id)
+    consented = SurveyAssignment.child_id.in_(consented_child_ids(PURPOSE))
+    row = session.execute(
+        select(SurveyAssignment, SurveySchedule.grade, SurveySchedule.school_id, consented, owned)
+        .join(SurveySchedule, SurveySchedule.id == SurveyAssignment.schedule_id)
+        .where(SurveyAssignment.id == assignment_id)
+    ).first()
+    if row is None:
+        return None
+    a, grade, school_id, is_consented, is_owned = row
+    return AssignmentView(a, instruments.get(a.instrument_code), grade, school_id, bool(is_consented), bool(is_owned))
+
+
+def answerable(view: AssignmentView | None, now: datetime) -> AssignmentView:
+    """Refuse with a clear message, or return the view for answering."""
+    if view is None or not view.owned:
+        raise AnswerError(_l("This check-in is not yours."))
+    if not view.consented:
+        raise AnswerError(_l("This check-in is not available."))
+    a = view.assignment
+    if a.status == AssignmentStatus.submitted:
+        raise AnswerError(_l("You have already answered this. Thank you!"))
+    if now < a.opens_at:
+        raise AnswerError(_l("This check-in has not opened yet."))
+    if a.status != AssignmentStatus.open or now >= a.closes_at:
+        raise AnswerError(_l("The time for answering this check-in is over."))
+    return view
+
+
+def progress_of(a: SurveyAssignment) -> dict:
+    if not a.progress:
+        return {}
+    try:
+        data = json.loads(a.progress)
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def save_progress(session: Session, principal: Principal, assignment_id: int, raw: dict, now: datetime) -> AssignmentView:
+    """Keep a half-done answer set (only valid answers), so the child can resume."""
+    view = answerable(load_assignment(session, principal, assignment_id), now)
+    checked = scoring.check(view.instrument, view.grade, raw, partial=True)
+    if not checked.ok:
+        raise AnswerError(_l("Please check the answer."), checked.errors)
+    merged = {**progress_of(view.assignment), **checked.answers, **checked.free_text}
+    view.assignment.progress = json.dumps(merged, ensure_ascii=False)
+    session.flush()
+    return view
+
+
+@dataclass
+class Submitted:
+    response: SurveyResponse
+    alert: HelpAlert | None = None
+    signals: list[SignalKind] = field(default_factory=list)
+    duplicate: bool = False
+
+
+def submit(
+    session: Session, principal: Principal, assignment_id: int, raw: dict, now: datetime, *, view: AssignmentView | None = None
+) -> Submitted:
+    """Store one answer set for an assignment; a second submission stores nothing more.
+
+    The number of queries does not depend on the child's history or the
+    class size (asserted in the tests). A page that has just loaded the
+    assignment with :func:`load_assignment` (for this principal) passes it
+    as ``view`` to save the query.
+    """
+    if view is None or view.assignment.id != assignment_id:
+        view = load_assignment(session, principal, assignment_id)
+    if view is not None and view.owned and view.assignment.status == AssignmentStatus.submitted:
+        existing = session.scalar(select(SurveyResponse).where(SurveyResponse.assignment_id == assignment_id))
+        if existing is not None:
+            return Submitted(existing, duplicate=True)
+    view = answerable(view, now)
+    inst, a = view.instrument, view.assignment
+    merged = {**progress_of(a), **{k: v for k, v in raw.items() if v not in (None, "", [])}}
+    checked = scoring.check(inst, view.grade, merged)
+    if not checked.ok:
+        raise AnswerError(_l("Some answers are missing or not valid."), checked.errors)
+    result = scoring.score(inst, checked.answers)
+    response = SurveyResponse(
+        assignment_id=a.id,
+        child_id=a.child_id,
+        instrument_code=inst.code,
+        instrument_version=a.instrument_version,
+        respondent_kind=principal.kind,
+        respondent_id=principal.id,
+        submitted_at=now,
+        answers=checked.answers,
+        free_text=json.dumps(checked.free_text, ensure_ascii=False) if checked.free_text else None,
+        score=result.score,
+        low=result.low,
+        critical=result.critical,
+        help_requested=result.help,
+    )
+    try:
+        with session.begin_nested():
+            session.add(response)
+            session.flush()
+    except IntegrityError:
+        # A concurrent submission of the same assignment won (unique assignment_id).
+        existing = session.scalar(select(SurveyResponse).where(SurveyResponse.assignment_id == assignment_id))
+        return Submitted(existing, duplicate=True)
+    session.execute(
+        update(SurveyAssignment)
+        .where(SurveyAssignment.id == a.id)
+        .values(status=AssignmentStatus.submitted, progress=None)
+        .execution_options(synchronize_session=False)
+    )
+    out = Submitted(response)
+    out.signals = _derive_signals(session, inst, response, result, now)
+    if result.help or result.critical:
+        out.alert = raise_alert(
+            session,
+            a.child_id,
+            view.school_id,
+            AlertReason.talk_request if result.help else AlertReason.critical_answer,
+            now,
+            response_id=response.id,
+        )
+    session.flush()
+    return out
+
+
+def _derive_signals(session: Session, inst: Instrument, response: SurveyResponse, result: scoring.Score, now: datetime) -> list[SignalKind]:
+    kinds: list[tuple[SignalKind, float | None]] = []
+    if inst.code == "mood" and result.low:
+        recent = session.scalars(
+            select(SurveyResponse.low)
+            .where(SurveyResponse.child_id == response.child_id, SurveyResponse.instrument_code == "mood")
+            .order_by(SurveyResponse.submitted_at.desc(), SurveyResponse.id.desc())
+            .limit(LOW_MOOD_WINDOW)
+        ).all()
+        lows = sum(1 for x in recent if x)
+        if lows >= LOW_MOOD_COUNT:
+            kinds.append((SignalKind.low_mood_streak, float(lows)))
+    if inst.code == "who5" and result.low:
+        kinds.append((SignalKind.who5_poor, result.score))
+    if inst.code == "family" and result.flags:
+        kinds.append((SignalKind.family_worries, float(result.flags)))
+    if result.help:
+        kinds.append((SignalKind.help_request, None))
+    if result.critical:
+        kinds.append((SignalKind.critical_answer, None))
+    if kinds:
+        session.add_all(
+            SurveySignal(child_id=response.child_id, kind=k, response_id=response.id, value=v, observed_at=now)
+            for k, v in kinds
+        )
+    return [k for k, _ in kinds]
+
+
+# -- help alerts ------------------------------------------------------------------
+
+
+def current_class_id(session: Session, child_id: int):
+    return select(Enrolment.class_id).where(
+        Enrolment.child_id == child_id, Enrolment.school_year_id == current_year_id_subquery()
+    ).scalar_subquery()
+
+
+def raise_alert(
+    session: Session, child_id: int, school_id: int | None, reason: AlertReason, now: datetime, *, response_id: int | None = None
+) -> HelpAlert:
+    """Create a help alert and tell the homeroom teacher and the counsellors at once."""
+    row = session.execute(
+        select(SchoolClass.id, SchoolClass.school_id).where(SchoolClass.id == current_class_id(session, child_id))
+    ).first()
+    class_id = row[0] if row else None
+    school_id = school_id or (row[1] if row else None)
+    if school_id is None:
+        raise AnswerError(_l("You are not in a class this year, so we could not send your message. Please tell an adult at school."))
+    alert = HelpAlert(child_id=child_id, school_id=school_id, class_id=class_id, response_id=response_id, reason=reason, created_at=now)
+    session.add(alert)
+    session.flush()
+    notify.alert_created(notify.alert_recipients(session, school_id, class_id), alert)
+    return alert
+
+
+def talk_request(session: Session, principal: Principal, now: datetime) -> HelpAlert:
+    """The student pressed "I want to talk to someone" outside a check-in.
+
+    A child asking for help always reaches an adult, whatever the survey
+    consent: the alert holds no answers, only that the child asked.
+    """
+    if principal.role != "student":
+        raise AnswerError(_l("Only a student can ask for a talk here."))
+    recent = session.scalar(
+        select(HelpAlert).where(
+            HelpAlert.child_id == principal.id,
+            HelpAlert.acknowledged_at.is_(None),
+            HelpAlert.reason == AlertReason.talk_request,
+            HelpAlert.created_at > now - timedelta(hours=12),
+        ).limit(1)
+    )
+    if recent is not None:
+        return recent  # already asked today: the adults know; do not flood them
+    alert = raise_alert(session, principal.id, None, AlertReason.talk_request, now)
+    session.add(SurveySignal(child_id=principal.id, kind=SignalKind.help_request, observed_at=now))
+    session.flush()
+    return alert
+
+
+def who_to_expect(session: Session, child_id: int) -> dict:
+    """Whom the child should expect: the homeroom teacher's name, and whether a counsellor is there."""
+    row = session.execute(
+        select(Staff.name, SchoolClass.school_id)
+        .select_from(SchoolClass)
+        .outerjoin(Staff, Staff.id == SchoolClass.homeroom_teacher_id)
+        .where(SchoolClass.id == current_class_id(session, child_id))
+    ).first()
+    teacher = row[0].split(" ")[0] if row and row[0] else None
+    counsellor = bool(row) and bool(notify.alert_recipients(session, row[1], None))
+    return {"teacher": teacher, "counsellor": counsellor}
+
+
+def alerts_for(session: Session, principal: Principal, *, include_done: bool = False, limit: int = 200) -> list[HelpAlert]:
+    q = select(HelpAlert).where(HelpAlert.child_id.in_(visible_child_ids(principal)))
+    if not include_done:
+        q = q.where(HelpAlert.acknowledged_at.is_(None))
+    return list(session.scalars(q.order_by(HelpAlert.acknowledged_at.is_not(None), HelpAlert.created_at.desc()).limit(limit)))
+
+
+def acknowledge(session: Session, principal: Principal, alert_id: int, note: str, now: datetime) -> HelpAlert:
+    alert = session.get(HelpAlert, alert_id)
+    if alert is None or not can_see_child(session, principal, alert.child_id):
+        raise LookupError(alert_id)
+    note = (note or "").strip()
+    if len(note) < 3:
+        raise AnswerError(_l("Please write what you did or will do (at least a few words)."))
+    if len(note) > 2000:
+        raise AnswerError(_l("Please keep the note under 2000 characters."))
+    if alert.acknowledged_at is not None:
+        raise AnswerError(_l("This alert was already acknowledged."))
+    alert.acknowledged_at = now
+    alert.acknowledged_by_staff_id = principal.id
+    alert.ack_note = note
+    audit.record(session, principal, "surveys.alert_acknowledged", child_id=alert.child_id, purpose=PURPOSE, detail={"alert_id": alert.id})
+    session.flush()
+    return alert
+
+
+def escalate_due(session: Session, now: datetime, after: timedelta) -> int:
+    """Tell the school leads about alerts nobody acknowledged within ``after``."""
+    due = list(
+        session.scalars(
+            select(HelpAlert).where(
+                HelpAlert.acknowledged_at.is_(None),
+                HelpAlert.escalated_at.is_(None),
+                HelpAlert.created_at <= now - after,
+            )
+        )
+    )
+    for alert in due:
+        alert.escalated_at = now
+        notify.alert_escalated(notify.school_leads(session, alert.school_id), alert)
+    session.flush()
+    return len(due)
+
+
+# -- staff reading -------------------------------------------------------------------
+
+
+def classes_for(session: Session, principal: Principal) -> list[SchoolClass]:
+    """Classes whose check-ins this principal may follow (teacher: own homerooms)."""
+    q = select(SchoolClass).where(SchoolClass.school_year_id == current_year_id_subquery())
+    if principal.role == Role.teacher.value:
+        q = q.where(SchoolClass.homeroom_teacher_id == principal.id)
+    else:
+        q = q.where(SchoolClass.id.in_(select(Enrolment.class_id).where(Enrolment.child_id.in_(visible_child_ids(principal)))))
+    return list(session.scalars(q.order_by(SchoolClass.school_id, SchoolClass.grade, SchoolClass.name)))
+
+
+@dataclass
+class TodayRow:
+    child: Child
+    attendance_no: int | None
+    status: str  # answered / waiting / missed / none (no check-in today: no consent or none scheduled)
+    score: float | None
+    low: bool
+    help: bool
+    signals: int
+
+
+def class_today(session: Session, principal: Principal, class_id: int, now: datetime) -> list[TodayRow]:
+    """Who in the class has answered today's mood check-in (one query plus one for signals)."""
+    from surveys.scheduling import TOKYO
+
+    today = now.astimezone(TOKYO).date()
+    visible = visible_child_ids(principal)
+    rows = session.execute(
+        select(Child, Enrolment.attendance_no, SurveyAssignment.status, SurveyResponse.score, SurveyResponse.low, SurveyResponse.help_requested)
+        .join(Enrolment, Enrolment.child_id == Child.id)
+        .outerjoin(
+            SurveyAssignment,
+            and_(
+                SurveyAssignment.child_id == Child.id,
+                SurveyAssignment.for_date == today,
+                SurveyAssignment.instrument_code == "mood",
+            ),
+        )
+        .outerjoin(SurveyResponse, SurveyResponse.assignment_id == SurveyAssignment.id)
+        .where(
+            Enrolment.class_id == class_id,
+            Enrolment.school_year_id == current_year_id_subquery(),
+            Child.id.in_(visible),
+        )
+        .order_by(Enrolment.attendance_no, Child.id)
+    ).all()
+    since = now - timedelta(days=14)
+    counts = dict(
+        session.execute(
+            select(SurveySignal.child_id, func.count())
+            .where(SurveySignal.child_id.in_([r[0].id for r in rows]), SurveySignal.observed_at >= since)
+            .group_by(SurveySignal.child_id)
+        ).all()
+    ) if rows else {}
+    out = []
+    for child, no, status, score, low, help_ in rows:
+        st = {AssignmentStatus.submitted: "answered", AssignmentStatus.open: "waiting", AssignmentStatus.missed: "missed"}.get(status, "none")
+        out.append(TodayRow(child, no, st, score, bool(low), bool(help_), counts.get(child.id, 0)))
+    for r in out:
+        if r.status == "answered":
+            audit.record_child_read(session, principal, r.child.id, "surveys.class_today", purpose=PURPOSE)
+    return out
+
+
+@dataclass
+class TrendPoint:
+    at: datetime
+    score: float
+    low: bool
+
+
+@dataclass
+class ChildAnswers:
+    child: Child
+    responses: list[SurveyResponse]
+    trends: dict[str, list[TrendPoint]]
+    free_text_visible: bool
+    signals: list[SurveySignal]
+
+
+def child_answers(session: Session, principal: Principal, child_id: int, now: datetime, *, weeks: int = 8) -> ChildAnswers | None:
+    """A child's answers over the last weeks, for staff who may see the child; audited."""
+    child = session.get(Child, child_id)
+    if child is None or not can_see_child(session, principal, child_id):
+        return None
+    since = now - timedelta(weeks=weeks)
+    responses = list(
+        session.scalars(
+            select(SurveyResponse)
+            .where(SurveyResponse.child_id == child_id, SurveyResponse.submitted_at >= since)
+            .order_by(SurveyResponse.submitted_at)
+        )
+    )
+    trends: dict[str, list[TrendPoint]] = {}
+    for r in responses:
+        if r.score is not None and r.instrument_code in ("mood", "who5"):
+            trends.setdefault(r.instrument_code, []).append(TrendPoint(r.submitted_at, r.score, r.low))
+    signals = list(
+        session.scalars(
+            select(SurveySignal).where(SurveySignal.child_id == child_id, SurveySignal.observed_at >= since).order_by(SurveySignal.observed_at.desc())
+        )
+    )
+    audit.record_child_read(session, principal, child_id, "surveys.child_answers", purpose=PURPOSE)
+    return ChildAnswers(child, list(reversed(responses)), trends, principal.role in FREE_TEXT_ROLES, signals)
+
+
+def free_text_of(response: SurveyResponse) -> dict[str, str]:
+    if not response.free_text:
+        return {}
+    try:
+        return json.loads(response.free_text)
+    except ValueError:
+        return {}
+
+
+# -- for screening and consent -----------------------------------------------------------
+
+
+def signals_for_screening(at: datetime | None = None, since: datetime | None = None) -> Select:
+    """A SELECT of (child_id, kind, value, observed_at) for children with survey consent.
+
+    Screening joins this; nothing is returned for a child without effective
+    ``wellbeing_survey`` consent.
+    """
+    q = select(SurveySignal.child_id, SurveySignal.kind, SurveySignal.value, SurveySignal.observed_at).where(
+        SurveySignal.child_id.in_(consented_child_ids(PURPOSE, at=at))
+    )
+    if since is not None:
+        q = q.where(SurveySignal.observed_at >= since)
+    return q
+
+
+def scores_for_screening(at: datetime | None = None, since: datetime | None = None) -> Select:
+    """A SELECT of (child_id, instrument_code, score, low, submitted_at) through the gate."""
+    q = select(
+        SurveyResponse.child_id, SurveyResponse.instrument_code, SurveyResponse.score, SurveyResponse.low, SurveyResponse.submitted_at
+    ).where(SurveyResponse.child_id.in_(consented_child_ids(PURPOSE, at=at)), SurveyResponse.score.is_not(None))
+    if since is not None:
+        q = q.where(SurveyResponse.submitted_at >= since)
+    return q
+
+
+def purge_children(session: Session, child_ids: list[int]) -> dict[str, int]:
+    """Consent withdrawn: delete what surveys hold for these children (set-based)."""
+    if not child_ids:
+        return {}
+    counts = {}
+    for model, key in (
+        (SurveySignal, "survey_signals"),
+        (HelpAlert, "help_alerts"),
+        (SurveyResponse, "survey_responses"),
+        (SurveyAssignment, "survey_assignments"),
+    ):
+        res = session.execute(delete(model).where(model.child_id.in_(child_ids)).execution_options(synchronize_session=False))
+        counts[key] = res.rowcount or 0
+    session.flush()
+    return counts
+
+
+def disclosure_rows(session: Session, child_id: int) -> list[dict]:
+    """The child's survey answers for a disclosure (開示): no staff names."""
+    rows = []
+    for r in session.scalars(select(SurveyResponse).where(SurveyResponse.child_id == child_id).order_by(SurveyResponse.submitted_at)):
+        rows.append(
+            {
+                "instrument": r.instrument_code,
+                "version": r.instrument_version,
+                "submitted_at": r.submitted_at.isoformat(),
+                "answers": json.dumps(r.answers, ensure_ascii=False),
+                "free_text": json.dumps(free_text_of(r), ensure_ascii=False) if r.free_text else None,
+                "score": r.score,
+                "below_threshold": r.low,
+            }
+        )
+    for a in session.scalars(select(HelpAlert).where(HelpAlert.child_id == child_id).order_by(HelpAlert.created_at)):
+        rows.append(
+            {
+                "instrument": "help_request",
+                "submitted_at": a.created_at.isoformat(),
+                "reason": a.reason.value,
+                "acknowledged_at": a.acknowledged_at.isoformat() if a.acknowledged_at else None,
+            }
+        )
+    return rows
+
+
+def closed_days_list(session: Session, school_id: int, start, end) -> list[ClosedDay]:
+    return list(session.scalars(select(ClosedDay).where(ClosedDay.school_id == school_id, ClosedDay.day.between(start, end)).order_by(ClosedDay.day)))
+
+
+def people_grade(session: Session, child_id: int) -> int | None:
+    from portal.people.service import grade_of
+
+    return grade_of(session, child_id)
+
+
+def now() -> datetime:
+    return utcnow()

@@ -1,0 +1,4 @@
+EXPECTED = {
+    "audit.log": ("data_steward",),
+    "audit.verify": ("data_steward",),
+}

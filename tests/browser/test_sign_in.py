@@ -1,0 +1,84 @@
+"""Sign-in in a real browser, in Japanese and English, for the three kinds of user."""
+
+from __future__ import annotations
+
+import pytest
+
+from portal.auth import service as auth
+from tests.conftest import (
+    PASSWORD,
+    browser_set_language,
+    browser_sign_in_staff,
+    browser_sign_in_student,
+)
+
+pytestmark = pytest.mark.browser
+
+TEXT = {
+    "ja": {"register": "アカウントを作成", "family": "わたしの家族", "not_found": "見つかりません", "staff_home": "職員ホーム", "hello": "こんにちは"},
+    "en": {"register": "Create my account", "family": "My family", "not_found": "Not found", "staff_home": "Staff home", "hello": "Hello"},
+}
+
+
+@pytest.mark.parametrize("locale", ["ja", "en"])
+def test_guardian_registers_with_enrolment_code_and_is_refused_another_family(browser_page, app, make, session, locale):
+    child = make.child(name="見守 一花")
+    other_child = make.child(name="別家 二郎")
+    make.guardian(other_child)
+    code = auth.issue_enrolment_code(session, app.config["SECRET_KEY"], child)
+    session.commit()
+
+    page = browser_page
+    page.goto("/")
+    if locale == "en":
+        browser_set_language(page, "en")
+    page.goto("/family/register")
+    page.fill("#code", code.lower().replace("-", " "))
+    page.fill("#name", "見守 花子")
+    page.fill("#email", f"hanako-{locale}@example.invalid")
+    page.fill("#password", PASSWORD)
+    page.fill("#password_again", PASSWORD)
+    page.get_by_role("button", name=TEXT[locale]["register"]).click()
+    page.wait_for_url("**/family/")
+    assert page.locator("html").get_attribute("lang") == locale
+    assert page.get_by_role("heading", name=TEXT[locale]["family"]).is_visible()
+    assert page.get_by_role("link", name="見守 一花").is_visible()
+
+    # Another family's child, by URL: a clear page, nothing of the child shown.
+    page.goto(f"/family/children/{other_child.id}")
+    assert TEXT[locale]["not_found"] in page.content()
+    assert "別家" not in page.content()
+
+    # The code was single use.
+    page.context.clear_cookies()
+    page.goto("/family/register")
+    page.fill("#code", code)
+    page.fill("#name", "誰か")
+    page.fill("#email", f"someone-{locale}@example.invalid")
+    page.fill("#password", PASSWORD)
+    page.fill("#password_again", PASSWORD)
+    page.locator("main form button[type=submit]").click()
+    assert page.locator(".error").count() == 1
+
+
+@pytest.mark.parametrize("locale", ["ja", "en"])
+def test_student_signs_in_with_pin(browser_page, make, session, locale):
+    child = make.child(grade=2, name="見守 小太郎", pin="482913", locale=locale)
+    session.commit()
+    page = browser_page
+    if locale == "en":
+        page.goto("/")
+        browser_set_language(page, "en")
+    browser_sign_in_student(page, child.student_no, "482913")
+    assert TEXT[locale]["hello"] in page.locator("h1").inner_text()
+
+
+@pytest.mark.parametrize("locale", ["ja", "en"])
+def test_teacher_signs_in_with_totp(browser_page, make, session, locale):
+    teacher, _cls = make.teacher_with_class(grade=4)
+    teacher.locale = locale
+    session.commit()
+    page = browser_page
+    browser_sign_in_staff(page, teacher.email)
+    assert page.get_by_role("heading", name=TEXT[locale]["staff_home"]).is_visible()
+    assert page.locator("html").get_attribute("lang") == locale
