@@ -276,7 +276,10 @@ def _service_action(service_id: int, fn, done: str):
     else:
         s.commit()
         flash(done, "success")
-    return redirect(request.form.get("next") or url_for("resources.edit_service", service_id=service_id))
+    nxt = request.form.get("next", "")
+    if not (nxt.startswith("/resources/") and "//" not in nxt and "\\" not in nxt):
+        nxt = url_for("resources.edit_service", service_id=service_id)
+    return redirect(nxt)
 
 
 @bp.route("/manage/<int:service_id>/publish", methods=["POST"])

@@ -27,7 +27,9 @@ def init_app(app: Flask) -> None:
     register_job("surveys.tick", "surveys.jobs:tick", {"trigger": "interval", "minutes": 5})
     register_job("surveys.escalate", "surveys.jobs:escalate", {"trigger": "interval", "minutes": 5})
     hooks.register_purger("wellbeing_survey", service.purge_children)
-    hooks.register_disclosure_section("surveys", _l("Check-ins and questionnaires"), service.disclosure_rows)
+    hooks.register_disclosure_section("surveys.checkins", _l("Wellbeing check-ins"), service.disclosure_checkins)
+    hooks.register_disclosure_section("surveys.family", _l("Family questionnaire"), service.disclosure_family)
+    hooks.register_file_register_source(service.file_register_entries)
 
     nav.register(_l("Check-in"), "surveys.checkins", ("student",), 20)
     nav.register(_l("Questionnaires"), "surveys.family_list", ("guardian",), 30)

@@ -41,10 +41,9 @@ WEEKDAYS = [
 ]
 
 
-class ScheduleForm(FlaskForm):
-    school_id = SelectField(_l("School"), coerce=int, validators=[InputRequired(_l("Choose a school."))])
-    grade = IntegerField(_l("Grade (1-9)"), validators=[InputRequired(_l("Enter a grade.")), NumberRange(1, 9, _l("Grades run from 1 to 9."))])
-    instrument_code = SelectField(_l("Questionnaire"), validators=[InputRequired(_l("Choose a questionnaire."))])
+class ScheduleTimesForm(FlaskForm):
+    """What a schedule's edit may change: when and how often."""
+
     frequency = SelectField(_l("How often"), choices=FREQUENCIES, default=Frequency.school_day.value)
     weekday = SelectField(_l("Weekday (weekly only)"), choices=WEEKDAYS, default="")
     window_start = TimeField(_l("Opens at"), default=time(8, 0), validators=[InputRequired(_l("Enter a time."))])
@@ -55,6 +54,12 @@ class ScheduleForm(FlaskForm):
     )
     starts_on = DateField(_l("First day"), validators=[InputRequired(_l("Enter a date."))])
     ends_on = DateField(_l("Last day"), validators=[InputRequired(_l("Enter a date."))])
+
+
+class ScheduleForm(ScheduleTimesForm):
+    school_id = SelectField(_l("School"), coerce=int, validators=[InputRequired(_l("Choose a school."))])
+    grade = IntegerField(_l("Grade (1-9)"), validators=[InputRequired(_l("Enter a grade.")), NumberRange(1, 9, _l("Grades run from 1 to 9."))])
+    instrument_code = SelectField(_l("Questionnaire"), validators=[InputRequired(_l("Choose a questionnaire."))])
 
 
 class ClosedDaysForm(FlaskForm):

@@ -85,10 +85,22 @@ def add_closed_days(session: Session, actor: Principal, school_id: int, start: d
     return len(rows)
 
 
-def remove_closed_day(session: Session, actor: Principal, school_id: int, day: date) -> None:
-    session.execute(delete(ClosedDay).where(ClosedDay.school_id == school_id, ClosedDay.day == day))
-    audit.record(session, actor, "surveys.closed_day_removed", detail={"school_id": school_id})
+def remove_closed_day(session: Session, actor: Principal, school_id: int, day: date) -> bool:
+    """Make a closed day a school day again; False if it was not closed.
+
+    If the day is today and a check-in window is still open, the next pass
+    of the assignment job opens it.
+    """
+    res = session.execute(
+        delete(ClosedDay)
+        .where(ClosedDay.school_id == school_id, ClosedDay.day == day)
+        .execution_options(synchronize_session=False)
+    )
+    removed = (res.rowcount or 0) > 0
+    if removed:
+        audit.record(session, actor, "surveys.closed_day_removed", detail={"school_id": school_id})
     session.flush()
+    return removed
 
 
 def is_due(schedule: SurveySchedule, day: date, closed: set[date]) -> bool:
@@ -162,7 +174,8 @@ def overlapping(session: Session, data: ScheduleInput, *, exclude_id: int | None
     return next((s for s in session.scalars(q) if _days_can_coincide(data, s)), None)
 
 
-def create_schedule(session: Session, actor: Principal, data: ScheduleInput) -> SurveySchedule:
+def _validate(session: Session, data: ScheduleInput, *, exclude_id: int | None = None) -> School:
+    """Check a schedule (new or edited); raise ScheduleError with a message for the user."""
     school = session.get(School, data.school_id)
     if school is None:
         raise ScheduleError(_l("Choose a school."))
@@ -190,7 +203,7 @@ def create_schedule(session: Session, actor: Principal, data: ScheduleInput) -> 
         raise ScheduleError(_l("A questionnaire asked every school day must close the same day."))
     if data.reminder_minutes is not None and data.reminder_minutes <= 0:
         raise ScheduleError(_l("The reminder must come some minutes before the window closes."))
-    clash = overlapping(session, data)
+    clash = overlapping(session, data, exclude_id=exclude_id)
     if clash is not None:
         raise ScheduleError(
             _l(
@@ -199,6 +212,11 @@ def create_schedule(session: Session, actor: Principal, data: ScheduleInput) -> 
                 end=clash.ends_on.isoformat(),
             )
         )
+    return school
+
+
+def create_schedule(session: Session, actor: Principal, data: ScheduleInput) -> SurveySchedule:
+    school = _validate(session, data)
     sched = SurveySchedule(
         school_id=data.school_id,
         grade=data.grade,
@@ -217,6 +235,50 @@ def create_schedule(session: Session, actor: Principal, data: ScheduleInput) -> 
     session.flush()
     audit.record(session, actor, "surveys.schedule_created", detail={"schedule_id": sched.id, "school_id": school.id})
     return sched
+
+
+# What an edit may change; school, grade and questionnaire stay (stop the
+# schedule and create another to change those: the answers already given
+# belong to the old one).
+EDITABLE = (
+    "frequency", "weekday", "window_start", "window_end", "days_open", "reminder_minutes", "starts_on", "ends_on",
+)
+
+
+def schedule_input(schedule: SurveySchedule) -> ScheduleInput:
+    return ScheduleInput(
+        school_id=schedule.school_id,
+        grade=schedule.grade,
+        instrument_code=schedule.instrument_code,
+        frequency=Frequency(schedule.frequency),
+        weekday=schedule.weekday,
+        window_start=schedule.window_start,
+        window_end=schedule.window_end,
+        days_open=schedule.days_open,
+        reminder_minutes=schedule.reminder_minutes,
+        starts_on=schedule.starts_on,
+        ends_on=schedule.ends_on,
+    )
+
+
+def update_schedule(session: Session, actor: Principal, schedule: SurveySchedule, data: ScheduleInput) -> list[str]:
+    """Change when and how often a schedule runs; returns the names of the fields changed.
+
+    Assignments already opened keep their window (children may be answering
+    them); the change applies from the next assignment the job opens. A
+    stopped schedule cannot be edited.
+    """
+    if not schedule.active:
+        raise ScheduleError(_l("This schedule was stopped and can no longer be changed."))
+    data.school_id, data.grade, data.instrument_code = schedule.school_id, schedule.grade, schedule.instrument_code
+    _validate(session, data, exclude_id=schedule.id)
+    changed = [name for name in EDITABLE if getattr(schedule, name) != getattr(data, name)]
+    for name in changed:
+        setattr(schedule, name, getattr(data, name))
+    if changed:
+        audit.record(session, actor, "surveys.schedule_changed", detail={"schedule_id": schedule.id, "fields": changed})
+    session.flush()
+    return changed
 
 
 def deactivate_schedule(session: Session, actor: Principal, schedule: SurveySchedule) -> None:

@@ -9,13 +9,25 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cache
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Select, and_, delete, exists, func, literal, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import (
+    Integer,
+    Select,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from consent.gate import consented_child_ids
+from consent.gate import is_consented as is_consented_child
 from portal.audit import service as audit
 from portal.auth.access import can_see_child, current_year_id_subquery, visible_child_ids
 from portal.auth.principal import Principal
@@ -95,18 +107,61 @@ class AssignmentView:
 
 
 def load_assignment(session: Session, principal: Principal, assignment_id: int) -> AssignmentView | None:
-    """The assignment with what answering needs, in one query; None if it does not exist."""
-    owned = exists().where(_respondent_filter(principal), SurveyAssignment.id == assignment_id)
-    consented = SurveyAssignment.child_id.in_(consented_child_ids(PURPOSE))
-    row = session.execute(
-        select(SurveyAssignment, SurveySchedule.grade, SurveySchedule.school_id, consented, owned)
-        .join(SurveySchedule, SurveySchedule.id == SurveyAssignment.schedule_id)
-        .where(SurveyAssignment.id == assignment_id)
-    ).first()
-    if row is None:
-        return None
-    a, grade, school_id, is_consented, is_owned = row
+    """The assignment with what answering needs; None if it does not exist.
+
+    One query for a student (the gate is evaluated for that one child only,
+    an index look-up whatever the size of the municipality); a guardian's
+    assignment may be for any of their children, so the gate is asked
+    afterwards, again for the one child.
+    """
+    if principal.role == "student":
+        row = session.execute(_student_load_statement(), {"assignment_id": assignment_id, "me": principal.id}).first()
+        if row is None:
+            return None
+        a, grade, school_id, is_owned, is_consented = row
+    else:
+        owned = exists().where(_respondent_filter(principal), SurveyAssignment.id == assignment_id)
+        row = session.execute(
+            select(SurveyAssignment, SurveySchedule.grade, SurveySchedule.school_id, owned)
+            .join(SurveySchedule, SurveySchedule.id == SurveyAssignment.schedule_id)
+            .where(SurveyAssignment.id == assignment_id)
+        ).first()
+        if row is None:
+            return None
+        a, grade, school_id, is_owned = row
+        is_consented = bool(is_owned) and is_consented_child(session, a.child_id, PURPOSE)
     return AssignmentView(a, instruments.get(a.instrument_code), grade, school_id, bool(is_consented), bool(is_owned))
+
+
+# The claim, on the table (Core): no ORM bookkeeping on the hot path.
+_assignments = SurveyAssignment.__table__
+_CLAIM = (
+    update(_assignments)
+    .where(_assignments.c.id == bindparam("assignment_id", type_=Integer), _assignments.c.status == AssignmentStatus.open)
+    .values(status=AssignmentStatus.submitted, progress=None)
+)
+
+
+@cache
+def _student_load_statement() -> Select:
+    """The student's load query, built once with bound parameters.
+
+    Building the gate's expression costs more CPU than running it; the morning
+    peak runs this statement for every pupil, so it is constructed once per
+    process (and SQLAlchemy's compiled cache then serves it).
+    """
+    me = bindparam("me", type_=Integer)
+    return (
+        select(
+            SurveyAssignment,
+            SurveySchedule.grade,
+            SurveySchedule.school_id,
+            and_(SurveyAssignment.child_id == me, SurveyAssignment.respondent == "student"),
+            SurveyAssignment.child_id.in_(consented_child_ids(PURPOSE, only_child_id=me)),
+        )
+        .join(SurveySchedule, SurveySchedule.id == SurveyAssignment.schedule_id)
+        .where(SurveyAssignment.id == bindparam("assignment_id", type_=Integer))
+    )
 
 
 def answerable(view: AssignmentView | None, now: datetime) -> AssignmentView:
@@ -193,20 +248,18 @@ def submit(
         critical=result.critical,
         help_requested=result.help,
     )
-    try:
-        with session.begin_nested():
-            session.add(response)
-            session.flush()
-    except IntegrityError:
-        # A concurrent submission of the same assignment won (unique assignment_id).
+    # Claim the assignment first: the guarded UPDATE takes the row lock, so of
+    # two concurrent submissions the second waits, then matches no row (its
+    # WHERE is re-checked after the first commits) and stores nothing. The
+    # unique assignment_id on responses stays as the last line of defence.
+    claimed = session.execute(_CLAIM, {"assignment_id": a.id})
+    if claimed.rowcount != 1:
         existing = session.scalar(select(SurveyResponse).where(SurveyResponse.assignment_id == assignment_id))
-        return Submitted(existing, duplicate=True)
-    session.execute(
-        update(SurveyAssignment)
-        .where(SurveyAssignment.id == a.id)
-        .values(status=AssignmentStatus.submitted, progress=None)
-        .execution_options(synchronize_session=False)
-    )
+        if existing is not None:
+            return Submitted(existing, duplicate=True)
+        raise AnswerError(_l("The time for answering this check-in is over."))
+    session.add(response)
+    session.flush()
     out = Submitted(response)
     out.signals = _derive_signals(session, inst, response, result, now)
     if result.help or result.critical:
@@ -520,31 +573,79 @@ def purge_children(session: Session, child_ids: list[int]) -> dict[str, int]:
     return counts
 
 
-def disclosure_rows(session: Session, child_id: int) -> list[dict]:
-    """The child's survey answers for a disclosure (開示): no staff names."""
-    rows = []
-    for r in session.scalars(select(SurveyResponse).where(SurveyResponse.child_id == child_id).order_by(SurveyResponse.submitted_at)):
-        rows.append(
-            {
-                "instrument": r.instrument_code,
-                "version": r.instrument_version,
-                "submitted_at": r.submitted_at.isoformat(),
-                "answers": json.dumps(r.answers, ensure_ascii=False),
-                "free_text": json.dumps(free_text_of(r), ensure_ascii=False) if r.free_text else None,
-                "score": r.score,
-                "below_threshold": r.low,
-            }
+def _response_row(r: SurveyResponse) -> dict:
+    return {
+        "instrument": r.instrument_code,
+        "version": r.instrument_version,
+        "submitted_at": r.submitted_at.isoformat(),
+        "answers": json.dumps(r.answers, ensure_ascii=False, sort_keys=True),
+        "free_text": json.dumps(free_text_of(r), ensure_ascii=False) if r.free_text else None,
+        "score": r.score,
+        "below_threshold": r.low,
+    }
+
+
+def disclosure_checkins(session: Session, child_id: int) -> list[dict]:
+    """For a disclosure (開示): the child's own check-ins, help requests and the signals derived from them.
+
+    No staff names: an acknowledged help request shows when, not by whom.
+    """
+    rows = [
+        {"record": "answer", **_response_row(r)}
+        for r in session.scalars(
+            select(SurveyResponse)
+            .where(SurveyResponse.child_id == child_id, SurveyResponse.respondent_kind == "student")
+            .order_by(SurveyResponse.submitted_at, SurveyResponse.id)
         )
-    for a in session.scalars(select(HelpAlert).where(HelpAlert.child_id == child_id).order_by(HelpAlert.created_at)):
-        rows.append(
-            {
-                "instrument": "help_request",
-                "submitted_at": a.created_at.isoformat(),
-                "reason": a.reason.value,
-                "acknowledged_at": a.acknowledged_at.isoformat() if a.acknowledged_at else None,
-            }
+    ]
+    rows += [
+        {
+            "record": "help_request",
+            "submitted_at": a.created_at.isoformat(),
+            "reason": a.reason.value,
+            "acknowledged_at": a.acknowledged_at.isoformat() if a.acknowledged_at else None,
+        }
+        for a in session.scalars(select(HelpAlert).where(HelpAlert.child_id == child_id).order_by(HelpAlert.created_at))
+    ]
+    rows += [
+        {"record": "signal", "kind": sig.kind.value, "value": sig.value, "observed_at": sig.observed_at.isoformat()}
+        for sig in session.scalars(
+            select(SurveySignal).where(SurveySignal.child_id == child_id).order_by(SurveySignal.observed_at, SurveySignal.id)
         )
+    ]
     return rows
+
+
+def disclosure_family(session: Session, child_id: int) -> list[dict]:
+    """For a disclosure (開示): the family questionnaires a guardian answered about the child."""
+    return [
+        _response_row(r)
+        for r in session.scalars(
+            select(SurveyResponse)
+            .where(SurveyResponse.child_id == child_id, SurveyResponse.respondent_kind == "guardian")
+            .order_by(SurveyResponse.submitted_at, SurveyResponse.id)
+        )
+    ]
+
+
+def file_register_entries() -> list[dict]:
+    """The survey files for the personal-information file register (個人情報ファイル簿)."""
+    return [
+        {
+            "name": "児童生徒の心と体のチェックイン（こころの天気・WHO-5）",
+            "purpose_code": PURPOSE,
+            "items": ["児童生徒番号", "回答日時", "回答（選択肢）", "自由記述（暗号化）", "得点", "「だれかと話したい」の依頼と対応日時", "継続的な低調などの兆候"],
+            "source": "本人（学校の端末・自宅の端末から回答）",
+            "retention": "回答から3年。同意の撤回で直ちに削除",
+        },
+        {
+            "name": "家庭環境アンケート",
+            "purpose_code": PURPOSE,
+            "items": ["児童生徒番号", "回答日時", "世帯の状況", "困りごと（家計・介護など）", "希望する支援", "自由記述（暗号化）"],
+            "source": "保護者（ポータルから回答）",
+            "retention": "回答から3年。同意の撤回で直ちに削除",
+        },
+    ]
 
 
 def closed_days_list(session: Session, school_id: int, start, end) -> list[ClosedDay]:

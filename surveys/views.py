@@ -12,13 +12,21 @@ from wtforms.fields.choices import SelectChoice
 
 from portal.auth.access import SCHOOL_STAFF, allow, visible_school_ids
 from portal.extensions import db
+from portal.i18n import local_date
 from portal.orm import utcnow
 from portal.people.models import School
 from surveys import instruments, scheduling, scoring, service
 from surveys.charts import trend_chart
-from surveys.forms import AckForm, AnswerForm, ClosedDaysForm, ScheduleForm, TalkForm
+from surveys.forms import (
+    AckForm,
+    AnswerForm,
+    ClosedDaysForm,
+    ScheduleForm,
+    ScheduleTimesForm,
+    TalkForm,
+)
 from surveys.instruments import ONE_PER_SCREEN_MAX_GRADE, RUBY_MAX_GRADE, localized, render_text
-from surveys.models import Frequency, SignalKind, SurveyResponse, SurveySchedule
+from surveys.models import ClosedDay, Frequency, SignalKind, SurveyResponse, SurveySchedule
 
 bp = Blueprint(
     "surveys", __name__, template_folder="templates", static_folder="static", static_url_path="/surveys/static"
@@ -310,19 +318,7 @@ def schedules():
     form.school_id.choices = [SelectChoice(s.id, s.name) for s in schools]
     form.instrument_code.choices = [SelectChoice(i.code, localized(i.title, _locale())) for i in instruments.all_instruments()]
     if form.validate_on_submit():
-        data = scheduling.ScheduleInput(
-            school_id=form.school_id.data,
-            grade=form.grade.data,
-            instrument_code=form.instrument_code.data,
-            frequency=Frequency(form.frequency.data),
-            weekday=int(form.weekday.data) if form.weekday.data not in (None, "") else None,
-            window_start=form.window_start.data,
-            window_end=form.window_end.data,
-            days_open=form.days_open.data or 0,
-            reminder_minutes=form.reminder_minutes.data,
-            starts_on=form.starts_on.data,
-            ends_on=form.ends_on.data,
-        )
+        data = _schedule_input(form, form.school_id.data, form.grade.data, form.instrument_code.data)
         try:
             scheduling.create_schedule(db.session, current_user, data)
         except scheduling.ScheduleError as exc:
@@ -343,12 +339,71 @@ def schedules():
     return render_template("surveys/staff_schedules.html", form=form, rows=rows, instruments=instruments, stop_form=TalkForm()), status
 
 
-@bp.route("/staff/surveys/schedules/<int:schedule_id>/stop", methods=["POST"])
-@allow(LEADS)
-def schedule_stop(schedule_id: int):
+def _schedule_input(form, school_id: int, grade: int, instrument_code: str) -> scheduling.ScheduleInput:
+    return scheduling.ScheduleInput(
+        school_id=school_id,
+        grade=grade,
+        instrument_code=instrument_code,
+        frequency=Frequency(form.frequency.data),
+        weekday=int(form.weekday.data) if form.weekday.data not in (None, "") else None,
+        window_start=form.window_start.data,
+        window_end=form.window_end.data,
+        days_open=form.days_open.data or 0,
+        reminder_minutes=form.reminder_minutes.data,
+        starts_on=form.starts_on.data,
+        ends_on=form.ends_on.data,
+    )
+
+
+def _own_schedule(schedule_id: int) -> SurveySchedule:
     sched = db.session.get(SurveySchedule, schedule_id)
     if sched is None or sched.school_id not in {s.id for s in _schools()}:
         abort(404)
+    return sched
+
+
+@bp.route("/staff/surveys/schedules/<int:schedule_id>/edit", methods=["GET", "POST"])
+@allow(LEADS)
+def schedule_edit(schedule_id: int):
+    sched = _own_schedule(schedule_id)
+    if not sched.active:
+        flash(_("This schedule was stopped and can no longer be changed."), "error")
+        return redirect(url_for("surveys.schedules"))
+    if request.method == "GET":
+        form = ScheduleTimesForm(
+            frequency=sched.frequency.value,
+            weekday="" if sched.weekday is None else str(sched.weekday),
+            window_start=sched.window_start,
+            window_end=sched.window_end,
+            days_open=sched.days_open,
+            reminder_minutes=sched.reminder_minutes,
+            starts_on=sched.starts_on,
+            ends_on=sched.ends_on,
+        )
+    else:
+        form = ScheduleTimesForm()
+    if form.validate_on_submit():
+        data = _schedule_input(form, sched.school_id, sched.grade, sched.instrument_code)
+        try:
+            changed = scheduling.update_schedule(db.session, current_user, sched, data)
+        except scheduling.ScheduleError as exc:
+            db.session.rollback()
+            form.form_errors.append(str(exc))
+        else:
+            db.session.commit()
+            if changed:
+                flash(_("Schedule changed. Check-ins already open keep their times; the change applies from the next one."), "success")
+            else:
+                flash(_("Nothing was changed."), "info")
+            return redirect(url_for("surveys.schedules"))
+    status = 400 if request.method == "POST" else 200
+    return render_template("surveys/staff_schedule_edit.html", form=form, sched=sched, instruments=instruments), status
+
+
+@bp.route("/staff/surveys/schedules/<int:schedule_id>/stop", methods=["POST"])
+@allow(LEADS)
+def schedule_stop(schedule_id: int):
+    sched = _own_schedule(schedule_id)
     if not TalkForm().validate_on_submit():
         flash(_("The form expired. Please try again."), "error")
         return redirect(url_for("surveys.schedules"))
@@ -384,4 +439,23 @@ def closed_days():
         today = now.astimezone(scheduling.TOKYO).date()
         days = service.closed_days_list(db.session, school.id, today - timedelta(days=30), today + timedelta(days=365))
     status = 400 if request.method == "POST" else 200
-    return render_template("surveys/staff_closed_days.html", form=form, school=school, days=days, schools=schools), status
+    return render_template(
+        "surveys/staff_closed_days.html", form=form, school=school, days=days, schools=schools, remove_form=TalkForm()
+    ), status
+
+
+@bp.route("/staff/surveys/closed-days/<int:closed_day_id>/remove", methods=["POST"])
+@allow(LEADS)
+def closed_day_remove(closed_day_id: int):
+    day = db.session.get(ClosedDay, closed_day_id)
+    if day is None or day.school_id not in {s.id for s in _schools()}:
+        abort(404)
+    school_id = day.school_id
+    if not TalkForm().validate_on_submit():
+        flash(_("The form expired. Please try again."), "error")
+        return redirect(url_for("surveys.closed_days", school_id=school_id))
+    when = day.day
+    scheduling.remove_closed_day(db.session, current_user, school_id, when)
+    db.session.commit()
+    flash(_("%(day)s is a school day again.", day=local_date(when)), "success")
+    return redirect(url_for("surveys.closed_days", school_id=school_id))

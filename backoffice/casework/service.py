@@ -556,6 +556,10 @@ def decide(session: Session, actor: Principal, meeting_id: int, case_id: int, ex
     case = _case(session, actor, case_id)
     if case.status == CaseStatus.closed:
         raise CaseworkError(_l("This case is closed: no decision can be recorded on it. Reopen it first."))
+    if item.decision is not None:
+        raise CaseworkError(_l("The decision on this case was already recorded at this meeting."))
+    if case.status in (CaseStatus.decided, CaseStatus.plan_active):
+        raise CaseworkError(_l("The school has decided on this case already. Start its review before a new decision."))
     _check_version(case, expected_version)
     try:
         decision = Decision(decision)
@@ -804,17 +808,17 @@ def referrals_of(session: Session, case_id: int) -> list[Referral]:
 
 def referrals_to(session: Session, actor: Principal) -> list[tuple[Referral, Case]]:
     """Referrals addressed to this counsellor or social worker (open first), one query."""
-    from portal.people.models import Child
+    from sqlalchemy.orm import joinedload
 
     rows = session.execute(
-        select(Referral, Case, Child)
+        select(Referral, Case)
         .join(Case, Case.id == Referral.case_id)
-        .join(Child, Child.id == Case.child_id)
+        .options(joinedload(Case.child), joinedload(Case.school))
         .where(Referral.receiver_id == actor.id)
         .order_by((Referral.status == ReferralStatus.in_progress).desc(), Referral.created_at.desc())
         .limit(500)
     ).all()
-    return [(r, c) for r, c, _ in rows]
+    return [(r, c) for r, c in rows]
 
 
 # -- review, closure, reopening ----------------------------------------------------------
@@ -1004,6 +1008,18 @@ def disclosure_rows(session: Session, child_id: int) -> list[dict]:
          "close_reason": r.close_reason.value if r.close_reason else None}
         for i, r in enumerate(rows)
     ]
+
+
+def file_register_entries() -> list[dict]:
+    """The casework file for the personal-information file register (個人情報ファイル簿)."""
+    return [{
+        "name": "児童生徒支援ケース記録（校内委員会）",
+        "purpose_code": None,
+        "items": ["児童生徒番号", "氏名", "学級", "ケースの状態と経過", "担任の見立て（出欠・学習・健康・人間関係・家庭との連絡）",
+                  "子ども自身のことば", "校内委員会の決定", "支援計画（目標・取り組み）", "関係機関へのつなぎ"],
+        "source": "学校（担任・管理職・スクールカウンセラー・スクールソーシャルワーカー）",
+        "retention": "ケース終了の翌年度から5年",
+    }]
 
 
 def has_open_case(session: Session, child_id: int) -> bool:

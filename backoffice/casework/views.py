@@ -156,7 +156,7 @@ def _date_memo():
 @bp.route("/register.csv")
 @allow(LEAD)
 def register_csv():
-    _, sid = _school_choice()
+    _schools, sid = _school_choice()
     rows = reports.register(db.session, current_user, school_id=sid)
     header, body = reports.register_csv(rows)
     db.session.commit()
@@ -236,6 +236,10 @@ def assess(case_id: int):
         c = service.read_case(db.session, current_user, case_id, "casework.assessment")
     except NotFound:
         abort(404)
+    if c.status not in (CaseStatus.flagged, CaseStatus.reopened, CaseStatus.assessed):
+        db.session.commit()
+        flash(_("The school has already decided on this case; an assessment can no longer be changed."), "error")
+        return _back_to_case(c.id)
     form = AssessmentForm()
     if request.method == "GET":
         previous = service.latest_assessment(db.session, c.id)
@@ -527,9 +531,17 @@ def _meeting_forms(m, attendees_form=None, list_form=None):
     list_form.case_id.choices = [
         SelectChoice(c.id, f"{names.get(c.child_id, '')}（{labels.label(labels.STATUS, c.status)}）") for c in ready
     ]
-    decisions = {i.case_id: DecisionForm(data={"case_id": i.case_id, "version": i.case.version},
-                                         prefix=f"d{i.case_id}") for i in m.items}
-    return attendees_form, list_form, decisions, names
+    latest = service.latest_assessments(db.session, [i.case_id for i in m.items])
+    decisions = {}
+    for i in m.items:
+        a = latest.get(i.case_id)
+        proposed = {"support_needed": "support_plan", "keep_watching": "keep_watching", "no_concern": "close"}
+        decisions[i.case_id] = DecisionForm(
+            data={"case_id": i.case_id, "version": i.case.version,
+                  "decision": proposed.get(a.proposal.value) if a else None,
+                  "review_date": a.review_date if a else None},
+            prefix=f"d{i.case_id}")
+    return attendees_form, list_form, decisions, names, latest
 
 
 def reports_child_names(child_ids) -> dict[int, str]:
@@ -549,7 +561,7 @@ def meeting(meeting_id: int):
         abort(404)
     status = 200
     if request.method == "POST":
-        attendees_form, list_form, _d, _n = _meeting_forms(m, AttendeesForm(), ListCaseForm())
+        attendees_form, list_form, *_rest = _meeting_forms(m, AttendeesForm(), ListCaseForm())
         try:
             if attendees_form.submit_attendees.data and attendees_form.validate_on_submit():
                 service.set_attendees(db.session, current_user, m.id, attendees_form.attendees.data or [],
@@ -568,9 +580,8 @@ def meeting(meeting_id: int):
             m = service.get_meeting(db.session, current_user, meeting_id)
             flash(str(err.message), "error")
             status = 400
-    attendees_form, list_form, decisions, names = _meeting_forms(m)
+    attendees_form, list_form, decisions, names, latest = _meeting_forms(m)
     service.audit_reads(db.session, current_user, [i.child_id for i in m.items], "casework.meeting")
-    latest = service.latest_assessments(db.session, [i.case_id for i in m.items])
     return _render("casework/meeting.html", meeting=m, attendees_form=attendees_form, list_form=list_form,
                            decisions=decisions, names=names, latest=latest), status
 

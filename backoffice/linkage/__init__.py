@@ -8,7 +8,8 @@ def init_app(app) -> None:
 
     from portal import nav
 
-    from . import hooks
+    from . import hooks, jobs
 
     hooks.register()
+    jobs.register_jobs()
     nav.register(_l("Data linkage"), "linkage.imports", ("data_steward",), 40)

@@ -6,7 +6,7 @@ from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import HiddenField, SelectField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Regexp
+from wtforms.validators import DataRequired, Optional, Regexp
 
 from backoffice.linkage.catalogue import load
 
@@ -23,8 +23,9 @@ class UploadForm(FlaskForm):
 
 
 class ConfirmForm(FlaskForm):
-    token = HiddenField(validators=[DataRequired(), Regexp(r"^[A-Za-z0-9_-]{20,64}$")])
+    token = HiddenField(validators=[DataRequired(), Regexp(r"^[0-9a-f]{64}$")])  # the file's SHA-256
     source = HiddenField(validators=[DataRequired()])
+    rows = HiddenField(validators=[Optional(), Regexp(r"^[0-9]{1,9}$")])  # from the preview, for the progress bar
 
 
 class ActionForm(FlaskForm):

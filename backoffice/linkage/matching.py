@@ -28,6 +28,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from functools import lru_cache
 
 from rapidfuzz.distance import Levenshtein
 
@@ -73,6 +74,9 @@ class Person:
     address: str = ""
     student_no: str = ""
     atena_no: str = ""
+    school: str = ""  # school code, grade and class: where the child is enrolled this year
+    grade: int | None = None
+    klass: str = ""
 
     @property
     def dob_key(self) -> str:
@@ -81,18 +85,20 @@ class Person:
 
 def person(*, name: str | None = "", kana: str | None = "", birth_date: date | None = None,
            sex: str | None = None, address: str | None = "", student_no: str | None = "",
-           atena_no: str | None = "") -> Person:
+           atena_no: str | None = "", school: str | None = "", grade: int | None = None,
+           klass: str | None = "") -> Person:
     """Normalise the identifying fields (``sex`` already a code or raw text)."""
     kanji = n.name_kanji(name)
     family_k, given_k = n.split_name(name) if kanji else ("", "")
-    reading = n.name_reading(name, kana)
     swapped = ""
     family_r = given_r = ""
-    raw_reading = kana if kana and n.nfkc(kana) else (name if name and n.is_kana_or_latin(name) else "")
+    # (n.name_reading, with the cached kana forms: names repeat a lot)
+    raw_reading = kana if kana and n.nfkc(kana) else (name if name and _kana_or_latin(name) else "")
+    reading = _kana_key(raw_reading) if raw_reading else ""
     if raw_reading:
         fr, gr = n.split_name(raw_reading)
         if gr:
-            family_r, given_r = n.kana_key(fr), n.kana_key(gr)
+            family_r, given_r = _kana_key(fr), _kana_key(gr)
             swapped = given_r + family_r
     return Person(
         kanji=kanji,
@@ -107,7 +113,14 @@ def person(*, name: str | None = "", kana: str | None = "", birth_date: date | N
         address=n.address(address),
         student_no=n.id_number(student_no),
         atena_no=n.id_number(atena_no),
+        school=n.id_number(school),
+        grade=grade,
+        klass=n.nfkc(klass),
     )
+
+
+_kana_key = lru_cache(maxsize=100_000)(n.kana_key)
+_kana_or_latin = lru_cache(maxsize=100_000)(n.is_kana_or_latin)
 
 
 # -- comparison -----------------------------------------------------------------
@@ -150,6 +163,14 @@ def compare(rec: Person, child: Person) -> dict[str, int | None]:
         "address": None if not rec.address or not child.address else (
             2 if rec.address == child.address else 1 if _sim(rec.address, child.address) >= 0.8 else 0),
     }
+
+
+def placement_agrees(rec: Person, child: Person) -> bool:
+    """The record names the school and grade (and class, when it has one)
+    where the child is enrolled this year: a stale number, which names
+    another child, almost never does."""
+    return bool(rec.school and rec.grade and rec.school == child.school and rec.grade == child.grade
+                and (not rec.klass or not child.klass or rec.klass == child.klass))
 
 
 def given_name_agrees(rec: Person, child: Person) -> bool:
@@ -253,6 +274,7 @@ class Candidate:
     levels: dict[str, int | None]
     consented: bool
     given_ok: bool
+    placed: bool = False  # the record's school, grade and class are the child's
 
     def agreement(self) -> dict[str, str]:
         return {f: ("missing" if v is None else AGREEMENT_NAMES[f][v]) for f, v in self.levels.items()}
@@ -330,13 +352,15 @@ class Matcher:
                 w += self.w[f][v]
         logit = w + self.params.prior_log2
         p = 1.0 / (1.0 + 2.0 ** (-logit)) if logit > -60 else 0.0
-        return Candidate(child_id, w, p, levels, child_id in self.index.consented, given_name_agrees(rec, child))
+        return Candidate(child_id, w, p, levels, child_id in self.index.consented, given_name_agrees(rec, child),
+                         placement_agrees(rec, child))
 
     def id_verified(self, c: Candidate) -> bool:
         lv = c.levels
         name_ok = (lv["kanji"] or 0) >= 2 or (lv["reading"] or 0) >= 2 or (lv["kanji"] is None and lv["reading"] is None)
         if lv["dob"] is None:
-            return name_ok and c.given_ok and ((lv["kanji"] or 0) == 3 or (lv["reading"] or 0) == 3 or c.probability >= self.review_p)
+            return name_ok and c.given_ok and ((lv["kanji"] or 0) == 3 or (lv["reading"] or 0) == 3
+                                                or c.probability >= self.review_p or c.placed)
         if lv["dob"] == 2:
             return name_ok and c.given_ok
         if lv["dob"] == 1:

@@ -113,3 +113,31 @@ class LinkDecision(Base):
     child_id: Mapped[int | None] = mapped_column(ForeignKey("child.id", ondelete="CASCADE"), index=True)
     decided_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     decided_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ImportJob(Base):
+    """An upload being imported outside the request (the progress bar).
+
+    The file waits in ``instance/uploads`` under its SHA-256; the status
+    and the progress live here, in the database, so any web worker can
+    answer the page's polling while a background thread of another one
+    does the work."""
+
+    __tablename__ = "linkage_job"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(30))
+    filename: Mapped[str] = mapped_column(String(255), default="")
+    file_sha256: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(10), default="queued", index=True)  # queued | running | done | failed
+    phase: Mapped[str] = mapped_column(String(10), default="queued")  # reading | linking | saving
+    rows_done: Mapped[int] = mapped_column(Integer, default=0)
+    rows_total: Mapped[int | None] = mapped_column(Integer)
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("linkage_batch.id", ondelete="SET NULL"))
+    already_imported: Mapped[bool] = mapped_column(default=False)
+    error: Mapped[str | None] = mapped_column(String(500))  # the refusal, in the uploader's language
+    locale: Mapped[str] = mapped_column(String(5), default="ja")
+    actor_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -3,22 +3,29 @@ rollback, the review queue, and a child's linked records."""
 
 from __future__ import annotations
 
-import secrets
-from pathlib import Path
-
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from backoffice.linkage import service
+from backoffice.linkage import jobs, service
 from backoffice.linkage.catalogue import load
 from backoffice.linkage.forms import ActionForm, ConfirmForm, UploadForm
 from backoffice.linkage.importer import service as importer
-from backoffice.linkage.models import ImportBatch
+from backoffice.linkage.models import ImportBatch, ImportJob
 from portal.auth.access import allow, child_or_404
 from portal.extensions import db
-from portal.tabular import TabularError
+from portal.tabular import DEFAULT_MAX_BYTES, TabularError
 
 bp = Blueprint("linkage", __name__, url_prefix="/staff/linkage", template_folder="templates",
                static_folder="static", static_url_path="/static/linkage")
@@ -26,32 +33,23 @@ bp = Blueprint("linkage", __name__, url_prefix="/staff/linkage", template_folder
 STEWARD = ("data_steward",)
 
 
-def _upload_dir() -> Path:
-    d = Path(current_app.instance_path) / "linkage-uploads"
-    d.mkdir(parents=True, exist_ok=True)
-    return d
-
-
-def _upload_path(token: str) -> Path:
-    return _upload_dir() / f"{current_user.id}-{token}.bin"
-
-
 @bp.route("/", methods=["GET", "POST"])
 @allow(STEWARD)
 def imports():
     form = UploadForm()
     if form.validate_on_submit():
-        data = form.file.data.read()
+        limit = current_app.config.get("LINKAGE_MAX_UPLOAD_BYTES", DEFAULT_MAX_BYTES)
+        data = form.file.data.stream.read(limit + 1)  # never more than the limit in memory
         try:
-            preview = importer.preview(form.source.data, data, form.file.data.filename)
+            preview = importer.preview(form.source.data, data, form.file.data.filename, max_bytes=limit)
         except TabularError as exc:
             form.file.errors.append(str(exc))
         else:
-            token = secrets.token_urlsafe(24)
-            _upload_path(token).write_bytes(data)
-            confirm = ConfirmForm(token=token, source=form.source.data)
+            digest = jobs.save_upload(current_app.instance_path, data)
+            confirm = ConfirmForm(token=digest, source=form.source.data, rows=str(preview["total"]))
             return render_template("linkage/preview.html", preview=preview, confirm=confirm,
-                                   filename=form.file.data.filename, locale=str(get_locale()))
+                                   filename=form.file.data.filename, row_errors=importer.ROW_ERRORS,
+                                   locale=str(get_locale()))
     return render_template("linkage/imports.html", form=form, batches=service.history(db.session),
                            catalogue=load(), locale=str(get_locale()))
 
@@ -62,23 +60,46 @@ def confirm():
     form = ConfirmForm()
     if not form.validate_on_submit():
         abort(400)
-    path = _upload_path(form.token.data)
-    if not path.exists():
+    if not jobs.upload_path(current_app.instance_path, form.token.data).exists():
         flash(_("The uploaded file has expired; upload it again."), "error")
         return redirect(url_for("linkage.imports"))
-    try:
-        report = importer.import_file(db.session, current_user, form.source.data, path.read_bytes(),
-                                      request.form.get("filename") or None)
-        db.session.commit()
-    except TabularError as exc:
-        db.session.rollback()
-        flash(str(exc), "error")
-        return redirect(url_for("linkage.imports"))
-    finally:
-        path.unlink(missing_ok=True)
-    if report.already_imported:
-        flash(_("This file was imported before (batch %(batch)s); nothing changed.", batch=report.already_imported), "info")
-    return redirect(url_for("linkage.batch", batch_id=report.batch_id or report.already_imported))
+    job = jobs.create_job(db.session, current_user, form.source.data, form.token.data,
+                          request.form.get("filename") or None, int(form.rows.data) if form.rows.data else None,
+                          str(get_locale()))
+    db.session.commit()
+    jobs.start(current_app._get_current_object(), job.id)
+    return redirect(url_for("linkage.job", job_id=job.id))
+
+
+def _job_or_404(job_id: int) -> ImportJob:
+    job = db.session.get(ImportJob, job_id)
+    if job is None or job.actor_id != current_user.id:
+        abort(404)
+    return job
+
+
+@bp.route("/jobs/<int:job_id>")
+@allow(STEWARD)
+def job(job_id: int):
+    """The progress page: a <progress> bar kept fresh by linkage/job.js; the
+    report once the import is done (without JavaScript: reload the page)."""
+    j = _job_or_404(job_id)
+    if j.status == "done":
+        if j.already_imported:
+            flash(_("This file was imported before (batch %(batch)s); nothing changed.", batch=j.batch_id), "info")
+        return redirect(url_for("linkage.batch", batch_id=j.batch_id))
+    return render_template("linkage/job.html", job=j, status=jobs.status(j), locale=str(get_locale()))
+
+
+@bp.route("/jobs/<int:job_id>/status")
+@allow(STEWARD)
+def job_status(job_id: int):
+    j = _job_or_404(job_id)
+    data = jobs.status(j)
+    data["report_url"] = url_for("linkage.job", job_id=j.id)
+    resp = jsonify(data)
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
 
 
 @bp.route("/batches/<int:batch_id>")

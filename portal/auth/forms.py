@@ -89,7 +89,7 @@ class PasswordResetForm(FlaskForm):
 
 class StudentSignInForm(FlaskForm):
     student_no = StringField(
-        _l("Student number"),
+        _l("Your number"),  # "Student number" is the staff's word (児童生徒番号); this is for the child
         validators=[DataRequired(), Length(max=20)],
         render_kw={"inputmode": "numeric", "autocomplete": "username"},
     )

@@ -3,10 +3,10 @@ from __future__ import annotations
 from flask import Blueprint, render_template
 from flask_login import current_user
 
+from portal.auth.access import allow
 from portal.extensions import db
 from portal.people import service as people
 from portal.people.models import Child
-from portal.auth.access import allow
 
 bp = Blueprint("student", __name__, url_prefix="/student")
 

@@ -5,6 +5,8 @@ STEWARD = ("data_steward",)
 EXPECTED = {
     "linkage.imports": STEWARD,
     "linkage.confirm": STEWARD,
+    "linkage.job": STEWARD,
+    "linkage.job_status": STEWARD,
     "linkage.batch": STEWARD,
     "linkage.rollback": STEWARD,
     "linkage.review_queue": STEWARD,

@@ -16,5 +16,7 @@ EXPECTED = {
     "surveys.alert_ack": SCHOOL_STAFF,
     "surveys.schedules": LEADS,
     "surveys.schedule_stop": LEADS,
+    "surveys.schedule_edit": LEADS,
+    "surveys.closed_day_remove": LEADS,
     "surveys.closed_days": LEADS,
 }

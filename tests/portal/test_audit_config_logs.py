@@ -110,6 +110,10 @@ def test_secure_cookie_flags_in_production(tmp_path, monkeypatch, app):
     assert cookie.startswith("mimamori_session=")
     assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
     assert resp.headers["Strict-Transport-Security"].startswith("max-age=")
+    from portal.extensions import db
+
+    with prod.app_context():
+        db.engine.dispose()
 
 
 def test_development_cookies_work_over_plain_http(tmp_path):
@@ -201,9 +205,11 @@ def test_request_logs_carry_no_tokens(app, live_server, make, session, caplog):
     ]
     for url in urls:
         try:
-            urllib.request.urlopen(live_server + url, timeout=10).read()  # noqa: S310 (localhost)
+            with urllib.request.urlopen(live_server + url, timeout=10) as resp:  # noqa: S310 (localhost)
+                resp.read()
         except urllib.error.HTTPError as e:
-            e.read()
+            with e:
+                e.read()
     lines = [r.getMessage() for r in caplog.records if r.name == "werkzeug"]
     assert len(lines) >= 3, lines
     logged = "\n".join(lines)

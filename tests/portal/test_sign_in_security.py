@@ -574,6 +574,10 @@ def test_rate_limit_is_per_family_behind_a_trusted_proxy(app):
     assert _post_sign_ins(c, 3, "203.0.113.7") == [200, 200, 429]
     assert _post_sign_ins(c, 1, "198.51.100.9") == [200]  # another family behind the same proxy
     limiter.reset()
+    from portal.extensions import db
+
+    with proxied.app_context():
+        db.engine.dispose()
 
 
 def test_signed_in_pages_are_not_cached(make, session, login, client):

@@ -324,3 +324,19 @@ def test_a_title_with_a_line_break_cannot_inject_mail_headers(session, town, out
     camp.send_now(session, SYSTEM, c)
     camp.deliver_emails(session)
     assert all(m["Bcc"] is None for m in outbox)
+
+
+def test_school_lead_downloads_every_class_of_the_school_as_a_zip(client, session, town, make, login):
+    import io
+    import zipfile
+
+    c = _campaign(session, town)
+    camp.send_now(session, SYSTEM, c)
+    lead = make.staff(Role.school_lead, schools=[town["school"]])
+    session.commit()
+    login(lead)
+    resp = client.get(f"/resources/letters/{c.id}/school-{town['school'].id}.zip")
+    assert resp.status_code == 200
+    names = zipfile.ZipFile(io.BytesIO(resp.data)).namelist()
+    assert len(names) == 1 and names[0].endswith(".pdf")
+    assert client.get(f"/resources/letters/{c.id}/school-{town['other'].id}.zip").status_code == 404

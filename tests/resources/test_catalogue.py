@@ -210,3 +210,17 @@ def test_a_javascript_link_is_refused_even_from_an_import(session, english):
     raw = json.dumps([{"id": "1", "name": "x", "status": "active", "url": "javascript:alert(1)"}]).encode()
     with pytest.raises(ResourceError):
         hsds.import_json(session, SYSTEM, raw)
+
+
+def test_coordinator_sees_entries_to_recheck_and_marks_them_checked(client, session, make, login, post_form, make_service):
+    coord = make.staff(Role.coordinator, locale="en")
+    old = make_service("古い項目")
+    old.last_verified_on = catalogue._today() - timedelta(days=400)
+    session.commit()
+    login(coord)
+    page = client.get("/resources/manage/").get_data(as_text=True)
+    assert "To re-check" in page and "Hidden from families" in page
+    assert client.get(f"/resources/{old.id}").status_code == 200  # the coordinator still sees it
+    post_form(f"/resources/manage/{old.id}/verify", {"next": "/resources/manage/"}, page="/resources/manage/")
+    session.expire_all()
+    assert catalogue.published_or_none(session, old.id) is not None

@@ -14,10 +14,11 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
+from functools import lru_cache
 
 from dateutil.relativedelta import relativedelta
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from backoffice.linkage import matching
@@ -34,12 +35,17 @@ from portal.audit.service import record as audit
 from portal.auth.principal import Principal
 from portal.orm import utcnow
 from portal.people.models import Child, Enrolment, School, SchoolClass, SchoolKind, SchoolYear
-from portal.tabular import Table, TabularError, read_table
+from portal.tabular import DEFAULT_MAX_BYTES, Table, TabularError, read_table
 
 log = logging.getLogger(__name__)
 
 PURPOSE = "data_linkage"
 MAX_ROW_ERRORS = 200
+PROGRESS_EVERY = 2000
+
+#: ``progress(phase, done, total)``: phase is reading | linking | saving;
+#: ``total`` is None while the number of rows is not yet known.
+Progress = Callable[[str, int, "int | None"], None]
 INSERT_CHUNK = 5000
 
 #: Row problems, by code (messages shown in the report, in the reader's language).
@@ -160,10 +166,11 @@ def source_spec(source: str) -> SourceSpec:
     return spec
 
 
-def open_file(source: str, data, filename: str | None = None) -> tuple[SourceSpec, Table]:
+def open_file(source: str, data, filename: str | None = None, *,
+              max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[SourceSpec, Table]:
     """Read a file against a source's columns (raises TabularError)."""
     spec = source_spec(source)
-    return spec, read_table(data, spec.tabular_columns(), filename=filename)
+    return spec, read_table(data, spec.tabular_columns(), filename=filename, max_bytes=max_bytes)
 
 
 @dataclass
@@ -189,46 +196,54 @@ def parse_row(spec: SourceSpec, row) -> ParsedRow:
                 errors.append(RowError(row.line, col.header, "required"))
             values[col.key] = None
             continue
-        v: object = raw
-        if col.type == "date":
-            v = n.parse_date(raw)
-            if v is None:
-                errors.append(RowError(row.line, col.header, "date"))
-        elif col.type == "month":
-            v = n.parse_month(raw)
-            if v is None:
-                errors.append(RowError(row.line, col.header, "month"))
-        elif col.type == "int":
-            v = n.integer(raw)
-            if v is None or v < 0:
-                errors.append(RowError(row.line, col.header, "int"))
-        elif col.type == "number":
-            v = n.decimal_number(raw)
-            if v is None:
-                errors.append(RowError(row.line, col.header, "number"))
-        elif col.type == "sex":
-            v = n.sex_code(raw)
-            if v is None:
-                errors.append(RowError(row.line, col.header, "sex"))
-        elif col.type == "id":
-            v = n.id_number(raw)
-        else:
-            v = n.nfkc(raw)
-            if col.values and v not in col.values:
-                errors.append(RowError(row.line, col.header, "value"))
+        v, bad = _convert(col.type, raw)
+        if bad:
+            errors.append(RowError(row.line, col.header, bad))
+        elif col.values and v not in col.values:
+            errors.append(RowError(row.line, col.header, "value"))
         values[col.key] = v
     return ParsedRow(row.number, row.line, dict(row.values), values, errors)
 
 
+@lru_cache(maxsize=200_000)
+def _convert(kind: str, raw: str) -> tuple[object, str | None]:
+    """One cell's typed value and its problem code (None when fine).
+
+    Cached: administrative files repeat the same dates, codes and numbers
+    on many rows (a child's name on twelve monthly attendance rows)."""
+    if kind == "date":
+        v = n.parse_date(raw)
+        return v, None if v is not None else "date"
+    if kind == "month":
+        v = n.parse_month(raw)
+        return v, None if v is not None else "month"
+    if kind == "int":
+        v = n.integer(raw)
+        return v, None if v is not None and v >= 0 else "int"
+    if kind == "number":
+        v = n.decimal_number(raw)
+        return v, None if v is not None else "number"
+    if kind == "sex":
+        v = n.sex_code(raw)
+        return v, None if v is not None else "sex"
+    if kind == "id":
+        return n.id_number(raw), None
+    return n.nfkc(raw), None
+
+
+_nfkc = lru_cache(maxsize=200_000)(n.nfkc)
+
+
 def row_key(source: str, raw: dict[str, str], spec: SourceSpec) -> str:
     """The identity of a row's content, whatever file it arrives in."""
-    parts = [source] + [n.nfkc(raw.get(c.key, "")) for c in spec.columns]
+    parts = [source] + [_nfkc(raw.get(c.key, "")) for c in spec.columns]
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
 
-def preview(source: str, data, filename: str | None = None, limit: int = 10) -> dict:
+def preview(source: str, data, filename: str | None = None, limit: int = 10, *,
+            max_bytes: int = DEFAULT_MAX_BYTES) -> dict:
     """The first rows and what the reader found, without importing anything."""
-    spec, table = open_file(source, data, filename)
+    spec, table = open_file(source, data, filename, max_bytes=max_bytes)
     rows, errors, total = [], [], 0
     for row in table:
         total += 1
@@ -272,21 +287,34 @@ def consented_ids(session: Session) -> set[int]:
 
 
 def child_index(session: Session) -> matching.ChildIndex:
+    year = current_year(session)
+    placed = (
+        select(Enrolment.child_id, School.code, SchoolClass.grade, SchoolClass.name.label("klass"))
+        .join(SchoolClass, SchoolClass.id == Enrolment.class_id).join(School, School.id == SchoolClass.school_id)
+        .where(Enrolment.school_year_id == (year.id if year else -1))
+        .subquery()
+    )
     rows = session.execute(
         select(Child.id, Child.name, Child.name_kana, Child.birth_date, Child.sex, Child.address,
-               Child.student_no, Child.atena_no)
+               Child.student_no, Child.atena_no, placed.c.code, placed.c.grade, placed.c.klass)
+        .outerjoin(placed, placed.c.child_id == Child.id)
     )
     children = {
         r.id: matching.person(name=r.name, kana=r.name_kana, birth_date=r.birth_date, sex=r.sex,
-                              address=r.address, student_no=r.student_no, atena_no=r.atena_no)
+                              address=r.address, student_no=r.student_no, atena_no=r.atena_no,
+                              school=r.code, grade=r.grade, klass=r.klass)
         for r in rows
     }
     return matching.ChildIndex(children, consented_ids(session))
 
 
 def _expiry(spec: SourceSpec, record_date: date | None, today: date) -> date:
-    start = record_date or today
-    return start + relativedelta(months=spec.retention_months)
+    return _add_months(record_date or today, spec.retention_months)
+
+
+@lru_cache(maxsize=20_000)
+def _add_months(start: date, months: int) -> date:
+    return start + relativedelta(months=months)
 
 
 def import_file(
@@ -296,11 +324,15 @@ def import_file(
     data,
     filename: str | None = None,
     *,
-    progress: Callable[[int], None] | None = None,
+    progress: Progress | None = None,
     today: date | None = None,
 ) -> Report:
     """Import one administrative file (raises TabularError when the file as a
-    whole is refused). The caller commits."""
+    whole is refused). The caller commits.
+
+    Nothing is written before every row is read and matched (the batch, the
+    records and the review items are inserted at the end), so ``progress``
+    may record itself through another connection, even on SQLite."""
     spec = source_spec(source)
     if spec.master:
         return import_roster(session, actor, data, filename, progress=progress)
@@ -316,6 +348,7 @@ def import_file(
 
     parsed: list[ParsedRow] = []
     people: list[matching.Person] = []
+    persons: dict[tuple, matching.Person] = {}
     for row in table:
         report.rows_read += 1
         p = parse_row(spec, row)
@@ -325,18 +358,22 @@ def import_file(
             continue
         parsed.append(p)
         v = p.values
-        people.append(matching.person(
-            name=v.get("name") or "", kana=v.get("name_kana") or "", birth_date=v.get("birth_date"),
-            sex=v.get("sex"), address=v.get("address") or "", student_no=v.get("student_no") or "",
-            atena_no=v.get("atena_no") or "",
-        ))
-        if progress and report.rows_read % 2000 == 0:
-            progress(report.rows_read)
+        ident = (v.get("name") or "", v.get("name_kana") or "", v.get("birth_date"), v.get("sex"),
+                 v.get("address") or "", v.get("student_no") or "", v.get("atena_no") or "",
+                 v.get("school_code") or "", v.get("grade"), v.get("class_name") or "")
+        rec = persons.get(ident)
+        if rec is None:  # one person often has many rows (monthly files)
+            rec = persons[ident] = matching.person(
+                name=ident[0], kana=ident[1], birth_date=ident[2], sex=ident[3], address=ident[4],
+                student_no=ident[5], atena_no=ident[6], school=ident[7], grade=ident[8], klass=ident[9])
+        people.append(rec)
+        if progress and report.rows_read % PROGRESS_EVERY == 0:
+            progress("reading", report.rows_read, None)
 
-    batch = _new_batch(session, actor, source, table, filename)
-    report.batch_id = batch.id
+    if progress:
+        progress("linking", 0, len(parsed))
     index = child_index(session)
-    params = matching.fit(people, index)
+    params = matching.fit(list(persons.values()), index)  # each person once
     report.parameters = params.as_dict()
     matcher = matching.Matcher(index, params)
 
@@ -350,6 +387,7 @@ def import_file(
     to_insert: list[dict] = []
     reviews: list[tuple[dict, matching.Outcome, ParsedRow]] = []
     seen: set[str] = set()
+    outcomes: dict[int, matching.Outcome] = {}
 
     def payload(p: ParsedRow) -> dict:
         return {c.key: _json_value(p.values.get(c.key)) for c in plain if p.values.get(c.key) is not None}
@@ -362,7 +400,7 @@ def import_file(
         seen.add(key)
         rdate = p.values.get(spec.date_column) if spec.date_column else None
         base = {
-            "batch_id": batch.id, "source": source, "source_row": p.number, "row_key": key,
+            "source": source, "source_row": p.number, "row_key": key,
             "record_date": rdate, "expires_on": _expiry(spec, rdate, today), "data": payload(p),
             "secret": json.dumps({c.key: p.values.get(c.key) for c in secret}, ensure_ascii=False)
             if secret and any(p.values.get(c.key) for c in secret) else None,
@@ -379,7 +417,9 @@ def import_file(
             else:
                 report.dropped["not_consented"] += 1
             continue
-        out = matcher.match(rec)
+        out = outcomes.get(id(rec))
+        if out is None:
+            out = outcomes[id(rec)] = matcher.match(rec)
         if out.stale_number:
             report.stale_numbers += 1
         if out.kind == "drop":
@@ -392,14 +432,20 @@ def import_file(
             reviews.append(({**base, "child_id": out.child_id, "method": out.method,
                              "score": round(out.probability or 0, 6), "status": "review"}, out, p))
             report.review += 1
-        if progress and i % 2000 == 0:
-            progress(report.rows_read + i)
+        if progress and i and i % PROGRESS_EVERY == 0:
+            progress("linking", i, len(parsed))
 
+    if progress:
+        progress("saving", len(parsed), len(parsed))
+    batch = _new_batch(session, actor, source, table, filename)
+    report.batch_id = batch.id
+    for values in to_insert:
+        values["batch_id"] = batch.id
     for start in range(0, len(to_insert), INSERT_CHUNK):
         chunk = to_insert[start:start + INSERT_CHUNK]
-        session.execute(insert(LinkedRecord), chunk)
+        session.execute(LinkedRecord.__table__.insert(), chunk)
     for values, out, p in reviews:
-        rec_obj = LinkedRecord(**values)
+        rec_obj = LinkedRecord(**values, batch_id=batch.id)
         session.add(rec_obj)
         session.flush()
         match_fields = {c.key: _json_value(p.values.get(c.key)) for c in spec.match_columns
@@ -437,7 +483,7 @@ class NoCurrentYear(TabularError):
 
 
 def import_roster(session: Session, actor: Principal, data, filename: str | None = None, *,
-                  progress: Callable[[int], None] | None = None) -> Report:
+                  progress: Progress | None = None) -> Report:
     """Create or update schools, classes, children and enrolments for the
     current school year from a roster file. Rows with problems are skipped
     and reported; the caller commits."""
@@ -456,9 +502,18 @@ def import_roster(session: Session, actor: Principal, data, filename: str | None
     schools = {s.code: s for s in session.scalars(select(School))}
     classes = {(c.school_id, c.grade, c.name): c for c in
                session.scalars(select(SchoolClass).where(SchoolClass.school_year_id == year.id))}
-    children = {c.student_no: c for c in session.scalars(select(Child))}
-    enrolments = {e.child_id: e for e in session.scalars(select(Enrolment).where(Enrolment.school_year_id == year.id))}
-    seen: set[str] = set()
+    # Set-based: one read of the children and enrolments, then bulk writes
+    # (no query per row; 20,000 children in a few seconds).
+    cols = ("name", "name_kana", "birth_date", "sex", "address", "atena_no")
+    existing = {r.student_no: r for r in session.execute(
+        select(Child.id, Child.student_no, *(getattr(Child, c) for c in cols)))}
+    enrolments = {r.child_id: r for r in session.execute(
+        select(Enrolment.id, Enrolment.child_id, Enrolment.class_id, Enrolment.attendance_no)
+        .where(Enrolment.school_year_id == year.id))}
+    new_children: list[dict] = []
+    child_updates: list[dict] = []
+    placements: dict[str, tuple[tuple[str, int, str], int | None]] = {}
+    new_schools: dict[str, School] = {}
     for row in table:
         report.rows_read += 1
         p = parse_row(spec, row)
@@ -471,58 +526,74 @@ def import_roster(session: Session, actor: Principal, data, filename: str | None
             report.roster["invalid"] += 1
             continue
         code = str(v["school_code"])
-        school = schools.get(code)
-        if school is None:
-            school = School(code=code, name=str(v.get("school_name") or code),
-                            kind=SchoolKind.elementary if grade <= 6 else SchoolKind.junior_high)
-            session.add(school)
-            session.flush()
-            schools[code] = school
-            report.roster["schools_created"] += 1
-        class_name = str(v.get("class_name") or "1")
-        klass = classes.get((school.id, grade, class_name))
-        if klass is None:
-            klass = SchoolClass(school_id=school.id, school_year_id=year.id, grade=grade, name=class_name)
-            session.add(klass)
-            session.flush()
-            classes[(school.id, grade, class_name)] = klass
-            report.roster["classes_created"] += 1
+        if code not in schools and code not in new_schools:
+            new_schools[code] = School(code=code, name=str(v.get("school_name") or code),
+                                       kind=SchoolKind.elementary if grade <= 6 else SchoolKind.junior_high)
+        class_key = (code, grade, str(v.get("class_name") or "1"))
         student_no = str(v["student_no"])
-        if student_no in seen:
+        if student_no in placements:
             report.roster["duplicates"] += 1
             continue
-        seen.add(student_no)
+        placements[student_no] = (class_key, v.get("attendance_no"))
         fields = {
             "name": n.nfkc(str(v["name"])), "name_kana": n.katakana(str(v.get("name_kana") or "")),
             "birth_date": v["birth_date"], "sex": v.get("sex"), "address": n.nfkc(str(v.get("address") or "")),
             "atena_no": v.get("atena_no") or None,
         }
-        child = children.get(student_no)
-        if child is None:
-            child = Child(student_no=student_no, **fields)
-            session.add(child)
-            session.flush()
-            children[student_no] = child
+        old = existing.get(student_no)
+        if old is None:
+            new_children.append({"student_no": student_no, **fields})
             report.roster["children_created"] += 1
+        elif any(getattr(old, k) != val for k, val in fields.items()):
+            child_updates.append({"id": old.id, **fields})
+            report.roster["children_updated"] += 1
         else:
-            changed = False
-            for k, val in fields.items():
-                if getattr(child, k) != val:
-                    setattr(child, k, val)
-                    changed = True
-            report.roster["children_updated" if changed else "children_unchanged"] += 1
-        enrolment = enrolments.get(child.id)
-        att = v.get("attendance_no")
-        if enrolment is None:
-            enrolment = Enrolment(child_id=child.id, school_year_id=year.id, class_id=klass.id, attendance_no=att)
-            session.add(enrolment)
-            enrolments[child.id] = enrolment
-            report.roster["enrolments_created"] += 1
-        elif enrolment.class_id != klass.id or enrolment.attendance_no != att:
-            enrolment.class_id, enrolment.attendance_no = klass.id, att
-            report.roster["enrolments_updated"] += 1
-        if progress and report.rows_read % 2000 == 0:
-            progress(report.rows_read)
+            report.roster["children_unchanged"] += 1
+        if progress and report.rows_read % PROGRESS_EVERY == 0:
+            progress("reading", report.rows_read, None)
+    if progress:  # writes start here (nothing was written while reading)
+        progress("saving", report.rows_read, report.rows_read)
+    session.add_all(new_schools.values())
+    session.flush()
+    schools.update(new_schools)
+    report.roster["schools_created"] += len(new_schools)
+    for class_key, _ in placements.values():
+        code, grade, class_name = class_key
+        if (schools[code].id, grade, class_name) not in classes:
+            klass = SchoolClass(school_id=schools[code].id, school_year_id=year.id, grade=grade, name=class_name)
+            session.add(klass)
+            classes[(schools[code].id, grade, class_name)] = klass
+            report.roster["classes_created"] += 1
+    session.flush()
+    now = utcnow()
+    for start in range(0, len(new_children), INSERT_CHUNK):
+        session.execute(insert(Child), [{**c, "created_at": now} for c in new_children[start:start + INSERT_CHUNK]])
+    if child_updates:
+        session.execute(update(Child), child_updates)
+    ids = {r.student_no: r.id for r in session.execute(select(Child.student_no, Child.id))} if new_children else \
+        {no: r.id for no, r in existing.items()}
+    new_enrolments: list[dict] = []
+    enrolment_updates: list[dict] = []
+    for student_no, ((code, grade, class_name), att) in placements.items():
+        klass = classes[(schools[code].id, grade, class_name)]
+        child_id = ids[student_no]
+        e = enrolments.get(child_id)
+        if e is None:
+            new_enrolments.append({"child_id": child_id, "school_year_id": year.id, "class_id": klass.id,
+                                   "attendance_no": att})
+        elif e.class_id != klass.id or e.attendance_no != att:
+            enrolment_updates.append({"id": e.id, "class_id": klass.id, "attendance_no": att})
+    for start in range(0, len(new_enrolments), INSERT_CHUNK):
+        session.execute(insert(Enrolment), new_enrolments[start:start + INSERT_CHUNK])
+    if enrolment_updates:
+        session.execute(update(Enrolment), enrolment_updates)
+    report.roster["enrolments_created"] += len(new_enrolments)
+    report.roster["enrolments_updated"] += len(enrolment_updates)
+    report.roster = Counter({k: v for k, v in report.roster.items() if v})
+    if child_updates or enrolment_updates:  # bulk updates bypass loaded objects
+        for obj in list(session.identity_map.values()):
+            if isinstance(obj, Child | Enrolment):
+                session.expire(obj)
     batch = _new_batch(session, actor, "roster", table, filename)
     report.batch_id = batch.id
     batch.counts = report.as_dict()

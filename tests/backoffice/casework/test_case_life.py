@@ -315,3 +315,39 @@ def test_disclosure_rows_hold_no_names_or_notes(session, world, flagged):
     rows = cw.disclosure_rows(session, child.id)
     assert rows[0]["status"] == "decided" and set(rows[0]) == {
         "case", "status", "source", "opened", "decided", "closed", "close_reason"}
+
+
+def test_a_second_decision_needs_a_review_first(session, world, flagged):
+    child, flag, case, m = _decided_case(session, world, flagged)
+    lead = world.p(world.lead)
+    with pytest.raises(cw.CaseworkError) as err:
+        cw.decide(session, lead, m.id, case.id, case.version, "close", "x")
+    assert "already recorded" in _en(err.value)
+    m2 = cw.create_meeting(session, lead, world.school.id, future(7))
+    cw.list_case(session, lead, m2.id, case.id)
+    with pytest.raises(cw.CaseworkError) as err:
+        cw.decide(session, lead, m2.id, case.id, case.version, "close", "x")
+    assert "Start its review" in _en(err.value)
+    cw.start_review(session, lead, case.id, case.version)
+    cw.decide(session, lead, m2.id, case.id, case.version, "keep_watching", review_date=future(20))
+    assert case.status == CaseStatus.decided and case.review_due == future(20)
+
+
+def test_referral_to_a_catalogue_service(session, world, flagged):
+    from resources.models import Service, ServiceStatus
+
+    child, flag, case, _ = _decided_case(session, world, flagged)
+    draft = Service(name_ja="下書きの教室", status=ServiceStatus.draft)
+    published = Service(name_ja="子ども食堂ひだまり", status=ServiceStatus.published)
+    session.add_all([draft, published])
+    session.flush()
+    lead = world.p(world.lead)
+    give_consent(session, child, "share_with_partners")
+    with pytest.raises(cw.CaseworkError) as err:
+        cw.refer(session, lead, case.id, "resource", service_id=draft.id)
+    assert err.value.field == "service_id"
+    r = cw.refer(session, lead, case.id, "resource", service_id=published.id)
+    assert r.external and r.service_id == published.id and r.receiver_id is None
+    cw.respond(session, lead, r.id, accept=True, note="来週から参加")
+    cw.finish_referral(session, lead, r.id)
+    assert r.status == ReferralStatus.done

@@ -47,7 +47,7 @@ def test_tasks_come_from_due_dates_with_overdue_lists_per_person_and_school(sess
     assert tasks.tasks_for(session, world.p(world.other_teacher), mine=True, today=later) == []
 
 
-def test_reminders_once_a_day_with_counts_only(session, world, flagged, today):
+def test_reminders_once_a_day_with_counts_only(session, world, flagged, today, outbox):
     from datetime import UTC, datetime, time
 
     flagged_child, flag = flagged(world.cls, days_ago=20)
@@ -57,6 +57,9 @@ def test_reminders_once_a_day_with_counts_only(session, world, flagged, today):
     assert tasks.send_reminders(session, now) == {"reminded": 0}
     n = session.scalars(select(Notice).where(Notice.kind == "tasks_due")).one()
     assert n.staff_id == world.teacher.id and n.params == {"overdue": 1, "today": 0}
+    assert len(outbox) == 1 and outbox[0]["To"] == world.teacher.email
+    body = outbox[0].get_content()
+    assert "1" in body and flagged_child.name not in body
     assert "casework.daily" in registered_jobs()
 
 
@@ -198,3 +201,36 @@ def test_meeting_page_audits_every_child_in_a_constant_number_of_queries(session
         AuditEvent.action == "child.read", AuditEvent.detail["view"].as_string() == "casework.meeting")).all()
     assert len(set(reads)) == 8
     assert audit.verify(session).ok
+
+
+def _referred_cases(session, world, flagged, n):
+    for _ in range(n):
+        case = _case_with_plan(session, world, flagged)
+        cw.refer(session, world.p(world.lead), case.id, "counsellor", receiver_id=world.counsellor.id)
+    session.commit()
+
+
+@pytest.mark.parametrize("who,url", [
+    ("lead", "/staff/cases/"), ("lead", "/staff/cases/tasks"), ("lead", "/staff/cases/dashboard"),
+    ("lead", "/staff/cases/meetings"), ("teacher", "/staff/cases/queue"), ("teacher", "/staff/cases/notices"),
+    ("counsellor", "/staff/cases/referrals"), ("counsellor", "/staff/cases/tasks"), ("coordinator", "/staff/cases/municipality"),
+])
+def test_pages_use_a_constant_number_of_queries(session, make, world, flagged, login, count_queries, who, url):
+    staff = make.staff("coordinator") if who == "coordinator" else getattr(world, who)
+    _referred_cases(session, world, flagged, 1)
+    c = login(staff)
+    c.get(url)
+    with count_queries() as small:
+        assert c.get(url).status_code == 200
+    _referred_cases(session, world, flagged, 5)
+    with count_queries() as big:
+        assert c.get(url).status_code == 200
+    assert small["n"] == big["n"], "\n".join(big["sql"])
+
+
+def test_cli_remind_opens_cases_and_reminds(app, session, world, flagged):
+    child, flag = flagged(world.cls, days_ago=30)
+    session.commit()
+    result = app.test_cli_runner().invoke(args=["casework", "remind"])
+    assert result.exit_code == 0, result.output
+    assert "cases opened: 1" in result.output and "people reminded: 1" in result.output

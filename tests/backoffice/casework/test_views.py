@@ -153,3 +153,76 @@ def test_pages_render_for_each_role(session, make, world, flagged, login):
         c = login(who)
         for url in urls:
             assert c.get(url).status_code == 200, (who.role, url)
+
+
+def test_help_requests_show_in_the_queue_and_open_a_case(session, world, login, post_form, make):
+    from surveys.models import AlertReason, HelpAlert
+
+    child = make.child(world.cls, name="相談 希望")
+    alert = HelpAlert(child_id=child.id, school_id=world.school.id, class_id=world.cls.id,
+                      reason=AlertReason.talk_request)
+    session.add(alert)
+    session.commit()
+    login(world.teacher)
+    html = login(world.teacher).get("/staff/cases/queue").get_data(as_text=True)
+    assert "相談 希望" in html and "助けを求めています" in html
+    resp = post_form("/staff/cases/start", {"alert_id": alert.id}, page="/staff/cases/queue")
+    assert resp.status_code == 302
+    case = session.scalar(select(Case).where(Case.child_id == child.id))
+    assert case.source.value == "alert" and case.uses_survey
+
+
+def test_notices_are_listed_and_marked_read(session, world, flagged, login, post_form):
+    from backoffice.casework.models import Notice
+
+    child, flag = flagged(world.cls)
+    case = cw.open_from_flag(session, world.p(world.teacher), flag.id)
+    m = cw.create_meeting(session, world.p(world.lead), world.school.id, future(0))
+    cw.list_case(session, world.p(world.lead), m.id, case.id)
+    cw.decide(session, world.p(world.lead), m.id, case.id, case.version, "keep_watching", review_date=future(14))
+    session.commit()
+    login(world.teacher)
+    html = login(world.teacher).get("/staff/cases/notices").get_data(as_text=True)
+    assert "見守りを続ける" in html
+    post_form("/staff/cases/notices/read", {}, page="/staff/cases/notices")
+    assert session.scalar(select(Notice.read_at).where(Notice.staff_id == world.teacher.id)) is not None
+
+
+def test_municipality_csv_has_counts_per_school_and_no_names(session, make, world, flagged, login):
+    child, flag = flagged(world.cls, name="秘密 花子")
+    cw.open_from_flag(session, world.p(world.teacher), flag.id)
+    coordinator = make.staff("coordinator")
+    session.commit()
+    body = login(coordinator).get("/staff/cases/municipality.csv").get_data(as_text=True)
+    assert world.school.name in body and "秘密" not in body
+    assert body.splitlines()[0].lstrip("\ufeff").startswith("学校")
+
+
+def test_stale_close_form_is_refused_with_a_conflict_message(session, world, flagged, login, post_form):
+    child, flag = flagged(world.cls)
+    case = cw.open_from_flag(session, world.p(world.teacher), flag.id)
+    session.commit()
+    login(world.lead)
+    page = f"/staff/cases/{case.id}"
+    html = login(world.lead).get(page).get_data(as_text=True)
+    from tests.conftest import csrf_token_from
+
+    token, stale = csrf_token_from(html), case.version
+    cw.assess(session, world.p(world.teacher), case.id, case.version, cw.AssessmentData(proposal="support_needed"))
+    session.commit()
+    resp = login(world.lead).post(f"/staff/cases/{case.id}/close", data={
+        "csrf_token": token, "close-version": stale, "close-reason": "moved_away"}, follow_redirects=True)
+    assert "ほかの人がこのケースを変更しました" in resp.get_data(as_text=True)
+    session.expire_all()
+    assert session.get(Case, case.id).status == CaseStatus.assessed
+
+
+def test_assessment_page_of_a_decided_case_sends_back_to_the_case(session, world, flagged, login):
+    child, flag = flagged(world.cls)
+    case = cw.open_from_flag(session, world.p(world.teacher), flag.id)
+    m = cw.create_meeting(session, world.p(world.lead), world.school.id, future(0))
+    cw.list_case(session, world.p(world.lead), m.id, case.id)
+    cw.decide(session, world.p(world.lead), m.id, case.id, case.version, "support_plan")
+    session.commit()
+    resp = login(world.teacher).get(f"/staff/cases/{case.id}/assessment")
+    assert resp.status_code == 302 and resp.headers["Location"].endswith(f"/staff/cases/{case.id}")

@@ -27,3 +27,11 @@ def kids(make, session):
         give_consent(session, child, "data_linkage")
     session.flush()
     return {"a": a, "b": b, "c": c, "d": d}
+
+
+@pytest.fixture(autouse=True)
+def _inline_imports(app, request, monkeypatch):
+    """Import jobs run synchronously in the request (browser tests keep the
+    real background thread and the polling page)."""
+    if request.node.get_closest_marker("browser") is None:
+        monkeypatch.setitem(app.config, "LINKAGE_IMPORT_INLINE", True)

@@ -211,3 +211,22 @@ def test_roster_import_creates_and_updates(session, make):
     moved = csv_bytes(header, "R1,B1,山田 一郎,ﾔﾏﾀﾞ ｲﾁﾛｳ,H30.4.2,1,みまもり町1-1,E900,テスト小,2,2,5")
     rep = service.import_roster(session, SYSTEM, moved)
     assert rep.roster["enrolments_updated"] == 1 and rep.roster["children_unchanged"] == 1
+
+
+
+def test_number_without_birth_date_confirmed_by_school_grade_and_class():
+    """Attendance has no birth date: a mistyped name (only close) links by
+    number when the record's school, grade and class are the child's
+    enrolment, not when they are another school's (a stale number)."""
+    from backoffice.linkage import matching as m
+
+    child = m.person(name="山田 太郎", kana="ヤマダ タロウ", birth_date=date(2017, 8, 1), student_no="S0003",
+                     school="E001", grade=3, klass="1")
+    others = {i: m.person(name=f"佐藤 {i}", birth_date=date(2016, 1, 1 + i % 28), student_no=f"T{i}")
+              for i in range(2, 2000)}
+    index = m.ChildIndex({1: child, **others}, {1})
+    matcher = m.Matcher(index, m.Parameters(prior_log2=-14.0))
+    same = matcher.match(m.person(name="山田 太朗", student_no="S0003", school="E001", grade=3, klass="1"))
+    assert (same.kind, same.method, same.child_id) == ("link", "student_no", 1)
+    other = matcher.match(m.person(name="山田 太朗", student_no="S0003", school="E002", grade=3, klass="1"))
+    assert other.kind != "link" and other.stale_number

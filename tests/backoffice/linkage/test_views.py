@@ -39,8 +39,11 @@ def test_steward_uploads_previews_and_imports_cp932(client, login, make, session
     token = re.search(r'name="token"[^>]*value="([^"]+)"', html).group(1)
     resp = client.post("/staff/linkage/confirm", data={"csrf_token": csrf_token_from(html), "token": token,
                                                        "source": "jidou_teate", "filename": "teate.csv"})
-    assert resp.status_code == 302
-    page = client.get(resp.headers["Location"]).get_data(as_text=True)
+    assert resp.status_code == 302 and "/jobs/" in resp.headers["Location"]
+    job_url = resp.headers["Location"]
+    status = client.get(job_url + "/status").get_json()
+    assert status["status"] == "done" and status["done"] == status["total"] == 1 and status["batch"]
+    page = client.get(job_url, follow_redirects=True).get_data(as_text=True)
     assert 'id="linked">1' in page
 
 
