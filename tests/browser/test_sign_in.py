@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import expect
 
 from portal.auth import service as auth
 from tests.conftest import (
@@ -58,7 +59,7 @@ def test_guardian_registers_with_enrolment_code_and_is_refused_another_family(br
     page.fill("#password", PASSWORD)
     page.fill("#password_again", PASSWORD)
     page.locator("main form button[type=submit]").click()
-    assert page.locator(".error").count() == 1
+    expect(page.locator(".error")).to_have_count(1)
 
 
 @pytest.mark.parametrize("locale", ["ja", "en"])

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from consent import rights
 from consent.gate import is_consented
@@ -69,7 +70,7 @@ def test_junior_high_student_grants_their_part(browser_page, session, make):
     page.locator('a[href="/student/consent/data_linkage"]').click()
     page.get_by_label("読んで、さんせいします。").check()
     page.get_by_role("button", name="はい、さんせいします").click()
-    assert "あなたは「はい」と答えました。" in page.content()
+    expect(page.locator("body")).to_contain_text("あなたは「はい」と答えました。")
     session.expire_all()
     # The guardian has not consented to this purpose: the child's yes alone does not open the gate.
     assert not is_consented(session, child.id, "data_linkage")

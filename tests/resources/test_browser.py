@@ -7,6 +7,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from portal.people.models import Role
 from resources import service as catalogue
@@ -38,7 +39,7 @@ def test_coordinator_publishes_a_service_and_sends_a_campaign(browser_page, make
     page.fill("#schedules-0-closes_at", "18:00")
     page.locator("form.resource-form button[type=submit]").click()
     page.wait_for_url("**/resources/manage/*/edit")
-    assert "下書き" in page.content()
+    expect(page.locator("body")).to_contain_text("下書き")
     page.get_by_role("button", name="公開").click()
     assert "公開しました" in page.locator(".flashes").inner_text()
     service = session.query(Service).one()
@@ -55,9 +56,10 @@ def test_coordinator_publishes_a_service_and_sends_a_campaign(browser_page, make
     page.check("input[name=audience][value=all]")
     page.locator("form.campaign-form button[type=submit]").click()
     page.wait_for_url("**/resources/campaigns/*")
-    assert "2家庭" in page.content()
+    expect(page.locator("body")).to_contain_text("2家庭")
     page.get_by_role("link", name="英語でプレビュー").click()
-    assert "A study room near you" in page.content() and "Hidamari Study Room" in page.content()
+    expect(page.locator("body")).to_contain_text("A study room near you")
+    expect(page.locator("body")).to_contain_text("Hidamari Study Room")
     page.go_back()
     page.get_by_role("button", name="送信・予約する").click()
     assert "送信しました" in page.locator(".flashes").inner_text()

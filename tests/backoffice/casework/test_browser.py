@@ -4,6 +4,7 @@ referral accepted by the counsellor, review, closure, and the dashboard counts c
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import expect
 
 from backoffice.screening.models import Flag, FlagSource
 from consent.testing import give_consent
@@ -46,8 +47,7 @@ def test_whole_path_in_japanese(session, make, new_page):
     t.fill("#child_voice", "朝、おなかが痛くなる")
     t.check("#proposal-0")
     t.get_by_role("button", name="見立てを保存").click()
-    assert "見立てを保存しました" in t.content()
-
+    expect(t.locator("body")).to_contain_text("見立てを保存しました")
     # The school lead: dashboard before, then the case meeting.
     lp = new_page()
     browser_sign_in_staff(lp, lead.email)
@@ -63,12 +63,10 @@ def test_whole_path_in_japanese(session, make, new_page):
     assert "支援が必要" in item.inner_text()
     item.locator("select").first.select_option("support_plan")
     item.get_by_role("button", name="決定を記録する").click()
-    assert "決定を記録し、担任に知らせました" in lp.content()
-
+    expect(lp.locator("body")).to_contain_text("決定を記録し、担任に知らせました")
     # The teacher is told.
     t.goto("/staff/cases/notices")
-    assert "校内委員会が決定しました" in t.content()
-
+    expect(t.locator("body")).to_contain_text("校内委員会が決定しました")
     # The counsellor makes the support plan.
     cp = new_page()
     browser_sign_in_staff(cp, counsellor.email)
@@ -81,7 +79,7 @@ def test_whole_path_in_japanese(session, make, new_page):
     cp.fill("#actions-0-due_on", future(7).isoformat())
     cp.fill("#review_date", future(30).isoformat())
     cp.get_by_role("button", name="支援計画を保存").click()
-    assert "支援計画を保存しました" in cp.content()
+    expect(cp.locator("body")).to_contain_text("支援計画を保存しました")
     case_url = cp.url
 
     # The lead refers the child to the counsellor.
@@ -91,23 +89,22 @@ def test_whole_path_in_japanese(session, make, new_page):
     lp.select_option("#ref-receiver_id", str(counsellor.id))
     lp.fill("#ref-reason", "面談をお願いします")
     lp.get_by_role("button", name="つなぎを依頼する").click()
-    assert "つなぎを依頼しました" in lp.content()
-
+    expect(lp.locator("body")).to_contain_text("つなぎを依頼しました")
     # The counsellor accepts it.
     cp.goto("/staff/cases/referrals")
     cp.get_by_role("link", name="日向 葵").click()
     cp.get_by_role("button", name="受け入れる").click()
-    assert "回答を記録しました" in cp.content()
+    expect(cp.locator("body")).to_contain_text("回答を記録しました")
     assert "受け入れ済み" in cp.locator("table.cw-referrals").inner_text()
 
     # The lead reviews and closes the case.
     lp.goto(case_url)
     lp.get_by_role("button", name="見直しを始める").click()
-    assert "見直し中" in lp.locator("h1").inner_text()
+    expect(lp.locator("h1")).to_contain_text("見直し中")
     lp.select_option("#close-reason", "support_complete")
     lp.fill("#close-note", "登校が安定した")
     lp.get_by_role("button", name="ケースを終了する").click()
-    assert "終了" in lp.locator("h1").inner_text()
+    expect(lp.locator("h1")).to_contain_text("終了")
     history = lp.locator("ol.cw-history").inner_text()
     for step in ("ケース開始", "見立てを記録", "校内委員会の決定", "支援計画を作成", "つなぎを受け入れ", "見直しを開始", "ケース終了"):
         assert step in history

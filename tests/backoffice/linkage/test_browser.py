@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import expect
 from sqlalchemy import select
 
 from backoffice.linkage.models import LinkedRecord, ReviewItem
@@ -30,17 +31,18 @@ def test_steward_uploads_cp932_sees_report_and_resolves_review(browser_page, mak
     page.select_option("#source", "jidou_teate")
     page.set_input_files("#file", str(f))
     page.get_by_role("button", name="Check the file").click()
-    assert "cp932" in page.content() and "髙橋 花子" in page.content()
+    expect(page.locator("body")).to_contain_text("cp932")
+    expect(page.locator("body")).to_contain_text("髙橋 花子")
     page.get_by_role("button", name="Import and link").click()
     page.wait_for_url("**/staff/linkage/batches/**")
     assert page.locator("#linked").inner_text().startswith("1")
     assert page.locator("#review").inner_text() == "1"
     page.get_by_role("link", name="Go to the review queue").click()
     page.locator("table a").first.click()
-    assert "山田 太郎" in page.content()
+    expect(page.locator("body")).to_contain_text("山田 太郎")
     page.get_by_role("button", name="Link to candidate 1").click()
     page.wait_for_url("**/staff/linkage/review")
-    assert "Nothing to review." in page.content()
+    expect(page.locator("body")).to_contain_text("Nothing to review.")
     session.expire_all()
     assert session.scalar(select(ReviewItem)) is None
     assert {r.method for r in session.scalars(select(LinkedRecord))} == {"atena_no", "clerical"}
