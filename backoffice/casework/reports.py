@@ -25,14 +25,12 @@ from backoffice.casework.models import (
     Meeting,
 )
 from backoffice.casework.service import (
-    PURPOSE,
     audit_reads,
     latest_assessments,
     tokyo_today,
     visible_case_ids,
 )
 from backoffice.casework.tasks import overdue_counts_by_case, overdue_counts_by_school, task_rows
-from portal.audit import service as audit
 from portal.auth.access import current_year_id_subquery, visible_child_ids, visible_school_ids
 from portal.auth.principal import Principal
 from portal.people.models import Child, Enrolment, School, SchoolClass, Staff
@@ -171,7 +169,7 @@ class RegisterRow:
 
 def register(session: Session, principal: Principal, *, school_id: int | None = None, status: str | None = None,
              today: date | None = None, include_closed: bool = True, audit_read: bool = True) -> list[RegisterRow]:
-    """The case register of the schools this person sees (one query), audited as one list read."""
+    """The case register of the schools this person sees (one query); each listed child's read is audited."""
     today = today or tokyo_today()
     cur = _current_class()
     ct = overdue_counts_by_case(today)
@@ -210,8 +208,7 @@ def register(session: Session, principal: Principal, *, school_id: int | None = 
         for r in rows
     ]
     if audit_read:
-        audit.record(session, principal, "casework.register_read", purpose=PURPOSE,
-                     detail={"school_id": school_id, "cases": len(out)})
+        audit_reads(session, principal, [r.child_id for r in out], "casework.register")
     return out
 
 

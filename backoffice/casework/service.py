@@ -146,32 +146,10 @@ def read_case(session: Session, principal: Principal, case_id: int, what: str = 
 
 
 def audit_reads(session: Session, actor: Principal, child_ids, what: str) -> None:
-    """One audited read per child, appended to the kernel's hash chain in a fixed number of statements.
+    """One audited read per child (a meeting's cases, its PDF, the queue, the register)."""
+    from portal.audit.service import record_child_reads
 
-    Pages about several children (a meeting's cases, its PDF, the queue)
-    audit every child without a query per child.
-    """
-    from portal.audit.models import AuditEvent
-    from portal.audit.service import GENESIS, _lock_chain, compute_hash
-
-    ids = list(dict.fromkeys(child_ids))
-    if not ids:
-        return
-    _lock_chain(session)
-    last = session.execute(
-        select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
-    ).scalar_one_or_none() or GENESIS
-    at = utcnow()
-    rows = []
-    for cid in ids:
-        ev = AuditEvent(at=at, actor_kind=actor.kind, actor_id=actor.id if actor.kind != "system" else None,
-                        role=actor.role, action="child.read", child_id=cid, purpose=PURPOSE,
-                        detail={"view": what}, request_id=None, prev_hash=last)
-        ev.hash = last = compute_hash(last, ev)
-        rows.append({c: getattr(ev, c) for c in (
-            "at", "actor_kind", "actor_id", "role", "action", "child_id", "purpose", "detail", "request_id",
-            "prev_hash", "hash")})
-    session.execute(insert(AuditEvent), rows)  # one executemany, in chain order
+    record_child_reads(session, actor, child_ids, what, purpose=PURPOSE)
 
 
 def _check_version(case: Case, expected: int | None) -> None:
