@@ -123,13 +123,18 @@ def family_purpose(child_id: int, code: str):
         return redirect(url_for("consent.family_purpose", child_id=child.id, code=code))
     state = _state_for(service.purpose_states(db.session, child.id), code)
     doc = service.document_for(db.session, purpose, _locale())
-    last = state.guardian.last
-    form.action.data = "withdraw" if state.guardian.valid else "grant"
-    form.last_event.data = str(last.id) if last else ""
-    form.confirm.data = False
+    _prefill(form, state.guardian)
     status = 422 if form.errors else 200
     return render_template("consent/family_purpose.html", child=child, purpose=purpose, state=state, doc=doc,
                            form=form), status
+
+
+def _prefill(form, party_state) -> None:
+    """Offer the opposite of the party's current decision, tied to its latest event."""
+    last = party_state.last
+    form.action.data = "withdraw" if party_state.valid else "grant"
+    form.last_event.data = str(last.id) if last else ""
+    form.confirm.data = False
 
 
 @bp.route("/family/consent/children/<int:child_id>/history")
@@ -234,10 +239,7 @@ def student_purpose(code: str):
         _decide(form, child.id, purpose, Party.child)
         return redirect(url_for("consent.student_purpose", code=code))
     doc = service.document_for(db.session, purpose, _locale())
-    last = state.child.last
-    form.action.data = "withdraw" if state.child.valid else "grant"
-    form.last_event.data = str(last.id) if last else ""
-    form.confirm.data = False
+    _prefill(form, state.child)
     status = 422 if form.errors else 200
     return render_template("consent/student_purpose.html", child=child, purpose=purpose, state=state, doc=doc,
                            form=form), status

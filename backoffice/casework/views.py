@@ -55,6 +55,22 @@ def _apply_error(form, err: CaseworkError) -> None:
         flash(str(err.message), "error")
 
 
+def _form_refused(err: CaseworkError, form, case_id: int, what: str):
+    """A form step refused: roll back, reload the latest case, say why. Returns (case, status).
+
+    A conflict (stale form) moves the form to the latest version and answers
+    409; any other refusal marks its field and answers 400.
+    """
+    db.session.rollback()
+    case = service.read_case(db.session, current_user, case_id, what)
+    if isinstance(err, Conflict):
+        form.version.data = case.version
+        flash(str(err.message), "error")
+        return case, 409
+    _apply_error(form, err)
+    return case, 400
+
+
 def _render(template: str, *args, **ctx):
     """Render, then commit (the page's audit rows): objects stay loaded while the template reads them."""
     html = render_template(template, **ctx)
@@ -259,17 +275,8 @@ def assess(case_id: int):
             db.session.commit()
             flash(_("The assessment was saved. The school lead can now list the case for a case meeting."), "success")
             return _back_to_case(c.id)
-        except Conflict as err:
-            db.session.rollback()
-            c = service.read_case(db.session, current_user, case_id, "casework.assessment")
-            form.version.data = c.version
-            flash(str(err.message), "error")
-            status = 409
         except CaseworkError as err:
-            db.session.rollback()
-            c = service.read_case(db.session, current_user, case_id, "casework.assessment")
-            _apply_error(form, err)
-            status = 400
+            c, status = _form_refused(err, form, case_id, "casework.assessment")
     elif request.method == "POST":
         status = 400
     from backoffice.casework import flags
@@ -367,17 +374,8 @@ def plan(case_id: int):
             return _back_to_case(c.id)
         except NotFound:
             abort(404)
-        except Conflict as err:
-            db.session.rollback()
-            c = service.read_case(db.session, current_user, case_id, "casework.plan")
-            form.version.data = c.version
-            flash(str(err.message), "error")
-            status = 409
         except CaseworkError as err:
-            db.session.rollback()
-            c = service.read_case(db.session, current_user, case_id, "casework.plan")
-            _apply_error(form, err)
-            status = 400
+            c, status = _form_refused(err, form, case_id, "casework.plan")
     elif request.method == "POST":
         status = 400
     return _render("casework/plan.html", case=c, form=form, plan=existing), status
