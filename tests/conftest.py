@@ -309,9 +309,28 @@ def live_server(app):
     """The test application served on a free localhost port, in a thread."""
     import threading
 
-    from werkzeug.serving import make_server
+    from werkzeug.serving import WSGIRequestHandler, make_server
 
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    class ClosingHandler(WSGIRequestHandler):
+        """Close the response of a request whose client went away.
+
+        Werkzeug's development server skips ``close()`` on the response when
+        the browser resets the connection mid-response (a favicon request
+        abandoned by a navigation), leaving a static file open; warnings are
+        errors here, so close it ourselves.
+        """
+
+        def connection_dropped(self, error, environ=None):
+            body = (environ or {}).pop("tests.response_body", None)
+            if body is not None and hasattr(body, "close"):
+                body.close()
+
+    def keep_body(environ, start_response):
+        body = app(environ, start_response)
+        environ["tests.response_body"] = body
+        return body
+
+    server = make_server("127.0.0.1", 0, keep_body, threaded=True, request_handler=ClosingHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
