@@ -8,7 +8,7 @@ FLASK     := $(VENV)/bin/flask --app portal
 PG_TEST_URL ?= postgresql://postgres@localhost/test
 export MIMAMORI_INSTANCE ?= $(CURDIR)/instance
 
-.PHONY: run test install install-browser translations compile-translations lint test-sqlite test-postgres bench clean
+.PHONY: run test install install-browser translations compile-translations lint security-scan test-sqlite test-postgres bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -42,6 +42,11 @@ install-browser:
 lint: install
 	$(VENV)/bin/ruff check .
 
+## security-scan: bandit (medium and high findings fail) and pip-audit on the installed packages
+security-scan: install
+	$(VENV)/bin/bandit -q -r portal backoffice consent surveys resources --severity-level medium
+	$(PY) scripts/audit_deps.py
+
 test-sqlite: install compile-translations
 	env -u DATABASE_URL $(PY) -m pytest
 
@@ -52,7 +57,7 @@ test-postgres: install compile-translations
 	else echo "== no PostgreSQL answers at $(PG_TEST_URL): skipping the PostgreSQL run =="; fi
 
 ## test: ruff, then the whole suite on SQLite, then on PostgreSQL when one answers
-test: install install-browser lint
+test: install install-browser lint security-scan
 	$(MAKE) --no-print-directory test-sqlite
 	$(MAKE) --no-print-directory test-postgres
 

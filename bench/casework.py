@@ -177,32 +177,37 @@ def main() -> None:
 
     results = {}
     for name, url in [("register", "/staff/cases/"), ("dashboard", "/staff/cases/dashboard")]:
-        times, queries = [], []
+        times, cpu, queries = [], [], []
         for i in range(args.runs + 3):
             statements["n"] = 0
             with client.session_transaction() as sess:
                 sess["last_seen"] = time.time()
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             resp = client.get(url)
-            elapsed = (time.perf_counter() - t) * 1000
+            elapsed, used = (time.perf_counter() - t) * 1000, (time.process_time() - c) * 1000
             if resp.status_code != 200:
                 raise SystemExit(f"{url}: HTTP {resp.status_code}")
             if i >= 3:  # warm-up runs are not counted
                 times.append(elapsed)
+                cpu.append(used)
                 queries.append(statements["n"])
         times.sort()
         p95 = times[max(0, int(round(0.95 * len(times))) - 1)]
-        results[name] = (statistics.median(times), p95, max(queries), len(resp.data))
-        print(f"{name}: median {results[name][0]:.1f} ms, p95 {p95:.1f} ms, "
+        # CPU time of this process (the request runs in it, SQLite included): what the render costs
+        # when the machine is not shared; wall time also counts waiting for a core.
+        results[name] = (statistics.median(times), p95, max(queries), len(resp.data), statistics.median(cpu))
+        print(f"{name}: median {results[name][0]:.1f} ms (CPU {results[name][4]:.1f} ms), p95 {p95:.1f} ms, "
               f"{results[name][2]} SQL statements per request, {results[name][3] // 1024} KiB")
     ok = results["register"][0] < 200
     print(f"database built in {build_s:.1f} s with {args.children} children, one case each")
     print("bar: the register of a school with 1,000 children renders in under 200 ms (median): "
           + ("met" if ok else "NOT met"))
     print(f"children={args.children} register_median_ms={results['register'][0]:.1f} "
-          f"register_p95_ms={results['register'][1]:.1f} register_queries={results['register'][2]} "
+          f"register_p95_ms={results['register'][1]:.1f} register_cpu_median_ms={results['register'][4]:.1f} "
+          f"register_queries={results['register'][2]} "
           f"dashboard_median_ms={results['dashboard'][0]:.1f} dashboard_p95_ms={results['dashboard'][1]:.1f} "
-          f"dashboard_queries={results['dashboard'][2]} ok={str(ok).lower()}")
+          f"dashboard_cpu_median_ms={results['dashboard'][4]:.1f} dashboard_queries={results['dashboard'][2]} "
+          f"ok={str(ok).lower()}")
 
 
 if __name__ == "__main__":

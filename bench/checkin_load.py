@@ -25,86 +25,21 @@ localhost. Runs in well under five minutes.
 from __future__ import annotations
 
 import argparse
-import http.client
 import os
-import secrets
-import socket
-import statistics
-import subprocess
 import sys
-import tempfile
-import threading
 import time
-import urllib.parse
 from datetime import date, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-ADMIN_URL = os.environ.get("BENCH_ADMIN_URL", "postgresql+psycopg://postgres@localhost/postgres")
+from bench._serve import app_env, create_database, drive, drop_database, p95, serve, stop  # noqa: E402
+
 MOOD = {"weather": "4", "sleep": "3", "breakfast": "2", "friends": "3", "worries": "0", "talk": "0"}
 
 
-# -- the bare comparison app ---------------------------------------------------------
-
-
-def make_bare_app():
-    """Flask + Flask-SQLAlchemy, one INSERT per POST: the same stack without the product."""
-    from flask import Flask, request
-    from flask_sqlalchemy import SQLAlchemy
-    from sqlalchemy import JSON, Column, Integer, MetaData, Table, insert
-
-    db = SQLAlchemy()
-    rows = Table(
-        "bench_bare_insert",
-        MetaData(),
-        Column("id", Integer, primary_key=True),
-        Column("child_id", Integer),
-        Column("answers", JSON),
-    )
-
-    app = Flask("bare")
-    app.config["SQLALCHEMY_DATABASE_URI"] = os.environ["DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://", 1)
-    db.init_app(app)
-    with app.app_context():
-        rows.create(db.engine, checkfirst=True)
-
-    @app.post("/insert/<int:child_id>")
-    def insert_row(child_id: int):
-        db.session.execute(insert(rows).values(child_id=child_id, answers=dict(request.form)))
-        db.session.commit()
-        return "", 302, {"Location": "/done"}
-
-    @app.get("/healthz")
-    def healthz():
-        return "ok"
-
-    return app
-
-
 # -- setup ---------------------------------------------------------------------------
-
-
-def create_database() -> tuple[str, str]:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    name = f"mimamori_bench_{os.getpid()}_{secrets.token_hex(3)}"
-    engine = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    engine.dispose()
-    return name, make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-
-
-def drop_database(name: str) -> None:
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    engine.dispose()
 
 
 def seed(url: str, env: dict, n_children: int) -> list[tuple[int, str, str]]:
@@ -188,92 +123,6 @@ def seed(url: str, env: dict, n_children: int) -> list[tuple[int, str, str]]:
     return out
 
 
-# -- serving and driving -----------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def serve(target: str, env: dict, workers: int, threads: int) -> tuple[subprocess.Popen, int]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-w", str(workers), "-k", "gthread", "--threads", str(threads),
-         "-b", f"127.0.0.1:{port}", "--log-level", "warning", target],
-        cwd=str(ROOT), env={**os.environ, **env},
-    )
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/healthz")
-            if conn.getresponse().status == 200:
-                return proc, port
-        except OSError:
-            time.sleep(0.2)
-    proc.terminate()
-    raise RuntimeError(f"{target} did not start")
-
-
-def drive(port: int, jobs: list[tuple[str, dict | None, str]], clients: int, method: str = "POST") -> tuple[float, list[float], int]:
-    """Send every (path, form, cookie) from ``clients`` threads; (seconds, latencies, errors).
-
-    A POST succeeds when it redirects to a ``/done`` page; a GET when it is 200.
-    """
-    latencies: list[float] = []
-    errors = 0
-    lock = threading.Lock()
-    chunks = [jobs[i::clients] for i in range(clients)]
-    first_error: list[str] = []
-
-    def worker(chunk):
-        nonlocal errors
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        for path, form, cookie in chunk:
-            body = urllib.parse.urlencode(form) if form is not None else None
-            headers = {"Cookie": cookie}
-            if body is not None:
-                headers["Content-Type"] = "application/x-www-form-urlencoded"
-            t = time.perf_counter()
-            try:
-                conn.request(method, path, body=body, headers=headers)
-                resp = conn.getresponse()
-                resp.read()
-                if method == "GET":
-                    ok = resp.status == 200
-                else:
-                    ok = resp.status == 302 and "/done" in (resp.getheader("Location") or "")
-                if not ok and not first_error:
-                    first_error.append(f"{resp.status} {resp.getheader('Location')}")
-            except OSError as exc:
-                if not first_error:
-                    first_error.append(type(exc).__name__)
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-                ok = False
-            dt = time.perf_counter() - t
-            with lock:
-                latencies.append(dt)
-                errors += 0 if ok else 1
-        conn.close()
-
-    threads = [threading.Thread(target=worker, args=(c,)) for c in chunks]
-    t0 = time.perf_counter()
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    if first_error:
-        print(f"first error on port {port}: {first_error[0]}", flush=True)
-    return time.perf_counter() - t0, latencies, errors
-
-
-def p95(values: list[float]) -> float:
-    return statistics.quantiles(values, n=20)[18] if len(values) >= 20 else max(values)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--children", type=int, default=300)
@@ -286,18 +135,8 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    from cryptography.fernet import Fernet
-
-    instance = tempfile.mkdtemp(prefix="mimamori-bench-")
     name, url = create_database()
-    env = {
-        "MIMAMORI_ENV": "development",
-        "MIMAMORI_INSTANCE": instance,
-        "SECRET_KEY": secrets.token_hex(32),
-        "MIMAMORI_ENCRYPTION_KEY": Fernet.generate_key().decode(),
-        "DATABASE_URL": url.replace("postgresql+psycopg://", "postgresql://", 1),
-        "MAIL_BACKEND": "file",
-    }
+    env = app_env(url)
     procs = []
     try:
         t = time.perf_counter()
@@ -308,7 +147,7 @@ def main() -> None:
             target = "portal:create_app({'SQLALCHEMY_ENGINE_OPTIONS': {'pool_pre_ping': False}})"
         app_proc, app_port = serve(target, env, args.workers, args.threads)
         procs.append(app_proc)
-        bare_proc, bare_port = serve("bench.checkin_load:make_bare_app()", env, args.workers, args.threads)
+        bare_proc, bare_port = serve("bench._serve:make_bare_app()", env, args.workers, args.threads)
         procs.append(bare_proc)
 
         checkin_jobs = [(f"/student/checkins/{aid}", {**MOOD, "csrf_token": tok}, cookie) for aid, cookie, tok in tokens]
@@ -333,13 +172,7 @@ def main() -> None:
             f"clients={args.clients} workers={args.workers} threads={args.threads} pre_ping={not args.no_pre_ping} submissions={len(lat_app)} errors={err_app + err_bare}"
         )
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop(procs)
         drop_database(name)
 
 

@@ -8,8 +8,9 @@ attendance, allowances, lunch fees, health checks and check-in signals; then
 trains the model on a synthetic decision table, switches it on, and times
 one screening run (indicators in SQL, the rule set on arrays, the model
 scoring every child, one bulk insert of flags) plus a second run (the
-nightly case: refresh, nothing new). The bar: the first run under 30 s. The
-last line is key=value pairs.
+nightly case: refresh, nothing new). The bar: the first run under 30 s of
+wall-clock time (``run_cpu_s`` is the CPU this process spent, SQLite included:
+the figure to compare when the machine is busy). The last line is key=value pairs.
 """
 
 from __future__ import annotations
@@ -167,10 +168,10 @@ def main() -> None:
         t0 = time.perf_counter()
         table = indicators.compute(s, AS_OF)
         t_ind = time.perf_counter() - t0
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         run = service.run_screening(s, SYSTEM, trigger="bench", as_of=AS_OF)
         s.commit()
-        t_run = time.perf_counter() - t0
+        t_run, c_run = time.perf_counter() - t0, time.process_time() - c0
         t0 = time.perf_counter()
         run2 = service.run_screening(s, SYSTEM, trigger="bench", as_of=AS_OF)
         s.commit()
@@ -178,11 +179,12 @@ def main() -> None:
         flags = s.scalar(select(func.count(Flag.id)))
         print(f"database: {db.engine.dialect.name}; data built in {t_build:.1f} s")
         print(f"children screened: {len(table)}; indicators alone: {t_ind:.2f} s")
-        print(f"first run (indicators, rules, model, flags): {t_run:.2f} s; new flags {run.counts['new_flags']}")
+        print(f"first run (indicators, rules, model, flags): {t_run:.2f} s wall, {c_run:.2f} s CPU of this process; "
+              f"new flags {run.counts['new_flags']}")
         print(f"second run (refresh, nothing new): {t_run2:.2f} s; new flags {run2.counts['new_flags']}")
         print(f"model AUC {m.card['auc']} vs rules {m.card['auc_rules']} vs school {m.card['auc_school']}")
         ok = t_run < 30
-        print(f"children={len(table)} indicators_s={t_ind:.2f} run_s={t_run:.2f} rerun_s={t_run2:.2f} "
+        print(f"children={len(table)} indicators_s={t_ind:.2f} run_s={t_run:.2f} run_cpu_s={c_run:.2f} rerun_s={t_run2:.2f} "
               f"flags={flags} model_auc={m.card['auc']} under_30s={ok}")
 
 

@@ -17,9 +17,10 @@ code joins it or uses it with ``.in_()``; nothing is loaded into Python.
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 
-from sqlalchemy import Select, and_, case, func, literal, or_, select
+from sqlalchemy import Integer, Select, String, and_, bindparam, case, func, literal, or_, select
 from sqlalchemy.orm import Session
 
 from consent.models import Action, ConsentEvent, ConsentPurpose, ConsentVersion, OldConsent, Party
@@ -37,7 +38,7 @@ def _min_valid_version(purpose_id, at: datetime | None):
     return q.scalar_subquery()
 
 
-def latest_events(purpose_id, at: datetime | None = None, child_id: int | None = None):
+def latest_events(purpose_id, at: datetime | None = None, child_ids: list[int] | None = None):
     """Subquery: each (child, party)'s latest event for a purpose (``rn`` = 1)."""
     E = ConsentEvent
     q = select(
@@ -51,25 +52,32 @@ def latest_events(purpose_id, at: datetime | None = None, child_id: int | None =
     ).where(E.purpose_id == purpose_id)
     if at is not None:
         q = q.where(E.at <= at)
-    if child_id is not None:
-        q = q.where(E.child_id == child_id)
+    if child_ids is not None:
+        q = q.where(E.child_id.in_(child_ids)) if len(child_ids) != 1 else q.where(E.child_id == child_ids[0])
     return q.subquery("ranked")
 
 
 def consented_child_ids(
-    purpose_code: str, at: datetime | None = None, *, only_child_id: int | None = None
+    purpose_code: str,
+    at: datetime | None = None,
+    *,
+    only_child_id: int | None = None,
+    only_child_ids: list[int] | None = None,
 ) -> Select:
     """A SELECT of the ids (column ``child_id``) of children with effective consent.
 
     ``at`` (timezone-aware) asks about a past moment; the child's grade is
-    always the current one. ``only_child_id`` narrows the evaluation to one
-    child (an index look-up instead of a pass over every event).
+    always the current one. ``only_child_id`` / ``only_child_ids`` narrow the
+    evaluation to those children (an index look-up instead of a pass over
+    every event).
     """
+    if only_child_id is not None:
+        only_child_ids = [only_child_id]
     P = ConsentPurpose
     purpose_id = select(P.id).where(P.code == purpose_code, P.active.is_(True)).scalar_subquery()
     from_grade = select(P.child_from_grade).where(P.code == purpose_code).scalar_subquery()
     min_version = _min_valid_version(purpose_id, at)
-    ranked = latest_events(purpose_id, at, only_child_id)
+    ranked = latest_events(purpose_id, at, only_child_ids)
     valid_grant = and_(ranked.c.action == Action.grant, ranked.c.version >= min_version)
     # One pass over each child's latest events, grouped: no join between
     # derived tables (SQLite would nest-loop them), and the current grade is
@@ -99,13 +107,23 @@ def consented_child_ids(
     )
 
 
+@functools.cache
+def _one_child_statement(with_at: bool):
+    """The gate for one child, built once with bound parameters (a page asks often)."""
+    gate = consented_child_ids(
+        bindparam("purpose_code", type_=String()),
+        bindparam("at") if with_at else None,
+        only_child_id=bindparam("child_id", type_=Integer()),
+    ).subquery()
+    return select(literal(1)).select_from(gate).limit(1)
+
+
 def is_consented(session: Session, child_id: int, purpose_code: str, at: datetime | None = None) -> bool:
     """Whether one child has effective consent for a purpose (now, or at ``at``)."""
-    gate = consented_child_ids(purpose_code, at, only_child_id=child_id).subquery()
-    return (
-        session.scalar(select(literal(1)).select_from(gate).where(gate.c.child_id == child_id).limit(1))
-        is not None
-    )
+    params = {"purpose_code": purpose_code, "child_id": child_id}
+    if at is not None:
+        params["at"] = at
+    return session.scalar(_one_child_statement(at is not None), params) is not None
 
 
 def child_consent_required(session: Session, child_id: int, purpose: ConsentPurpose) -> bool:

@@ -1,8 +1,8 @@
 """Consent model: purposes, versioned documents, append-only events, data requests.
 
 Effective consent is never stored: it is computed from :class:`ConsentEvent`
-rows (``consent.gate``). Published documents and events are immutable; the
-ORM refuses to update or delete them.
+rows (``consent.gate``). Published versions, their documents and events are
+immutable; the ORM refuses to update or delete them.
 """
 
 from __future__ import annotations
@@ -220,11 +220,13 @@ class ImmutableRecordError(RuntimeError):
 
 @event.listens_for(ConsentEvent, "before_update")
 @event.listens_for(ConsentDocument, "before_update")
+@event.listens_for(ConsentVersion, "before_update")
 def _refuse_update(mapper, connection, target):
     raise ImmutableRecordError(f"{type(target).__name__} rows are immutable")
 
 
 @event.listens_for(ConsentEvent, "before_delete")
 @event.listens_for(ConsentDocument, "before_delete")
+@event.listens_for(ConsentVersion, "before_delete")
 def _refuse_delete(mapper, connection, target):
     raise ImmutableRecordError(f"{type(target).__name__} rows are never deleted")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
@@ -117,7 +117,8 @@ def record_paper(
             ConsentEvent.party == party_v,
             ConsentEvent.action == action_v,
             ConsentEvent.channel == Channel.paper,
-            ConsentEvent.at == at,
+            ConsentEvent.at >= at,
+            ConsentEvent.at < service.paper_date(signed_on + timedelta(days=1)),
             ConsentEvent.form_no.is_(None) if form_no is None else ConsentEvent.form_no == form_no,
         )
     )

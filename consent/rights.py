@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from consent import hooks, service
 from consent.models import (
@@ -95,7 +95,10 @@ def requests_of_guardian(session: Session, guardian_id: int) -> list[DataRequest
     mine = select(GuardianChild.child_id).where(GuardianChild.guardian_id == guardian_id)
     return list(
         session.scalars(
-            select(DataRequest).where(DataRequest.child_id.in_(mine)).order_by(DataRequest.received_at.desc())
+            select(DataRequest)
+            .where(DataRequest.child_id.in_(mine))
+            .options(selectinload(DataRequest.purpose))
+            .order_by(DataRequest.received_at.desc())
         )
     )
 

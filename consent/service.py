@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import case, func, literal, select, union_all
+from sqlalchemy.orm import Session, selectinload
 
 from consent import hooks
-from consent.gate import child_consent_required, is_consented
+from consent.gate import child_consent_required, consented_child_ids, is_consented
 from consent.models import (
     Action,
     Channel,
@@ -106,13 +106,20 @@ def current_version(session: Session, purpose_id: int) -> ConsentVersion | None:
     )
 
 
-def min_valid_version(session: Session, purpose_id: int) -> int:
-    v = session.scalar(
-        select(func.max(ConsentVersion.version)).where(
-            ConsentVersion.purpose_id == purpose_id, ConsentVersion.old_consent == OldConsent.lapses
+def current_versions(session: Session, purpose_ids: list[int]) -> dict[int, ConsentVersion]:
+    """Each purpose's latest version, in one query."""
+    latest = (
+        select(ConsentVersion.purpose_id, func.max(ConsentVersion.version).label("v"))
+        .where(ConsentVersion.purpose_id.in_(purpose_ids))
+        .group_by(ConsentVersion.purpose_id)
+        .subquery()
+    )
+    rows = session.scalars(
+        select(ConsentVersion).join(
+            latest, (latest.c.purpose_id == ConsentVersion.purpose_id) & (latest.c.v == ConsentVersion.version)
         )
     )
-    return v or 1
+    return {v.purpose_id: v for v in rows}
 
 
 def document_for(session: Session, purpose: ConsentPurpose, locale: str) -> ConsentDocument | None:
@@ -250,11 +257,17 @@ def record_event(
         raise AlreadyRecorded(_l("There is no consent to withdraw."))
     now = utcnow()
     at = at or now
-    if action == Action.withdraw and last is not None and last.action == Action.grant:
-        if at.astimezone(TOKYO).date() < last.at.astimezone(TOKYO).date():
+    if at > now:
+        raise ConsentError(_l("A decision cannot be dated in the future."))
+    if last is not None:
+        day, last_day = at.astimezone(TOKYO).date(), last.at.astimezone(TOKYO).date()
+        if action == Action.withdraw and last.action == Action.grant and day < last_day:
             raise WithdrawalBeforeGrant()
+        if day == last_day and at <= last.at:
+            # A form dated only by its day, handed in after a decision made that
+            # same day, is the later decision: place it just after that one.
+            at = min(now, last.at + timedelta(microseconds=1))
     doc = document_for(session, purpose, locale)
-    was = is_consented(session, child_id, purpose.code)
     ev = ConsentEvent(
         child_id=child_id,
         purpose_id=purpose.id,
@@ -281,7 +294,10 @@ def record_event(
         purpose=purpose.code,
         detail={"event_id": ev.id, "party": party.value, "version": ev.version, "channel": channel.value},
     )
-    if was and not is_consented(session, child_id, purpose.code):
+    if action == Action.withdraw and not is_consented(session, child_id, purpose.code):
+        # Whether the child was in the gate a moment ago or had already left it
+        # (a lapsed version, a new grade that needs the child's own consent),
+        # a withdrawal removes what is held for the purpose.
         schedule_purge(session, actor, ev, purpose)
     return ev
 
@@ -372,7 +388,8 @@ class PartyState:
     party: Party
     required: bool
     last: ConsentEvent | None
-    valid: bool  # latest is a grant on a current version
+    valid: bool  # latest is a grant on a version whose consent has not lapsed
+    current: bool = False  # latest is a grant on (or after) the latest material version
 
     @property
     def granted(self) -> bool:
@@ -380,7 +397,25 @@ class PartyState:
 
     @property
     def needs_renewal(self) -> bool:
+        """A material version was published since this grant: the person is asked again."""
+        return self.granted and not self.current
+
+    @property
+    def lapsed(self) -> bool:
         return self.granted and not self.valid
+
+    def offers(self) -> list[str]:
+        """The decisions the page offers: each one confirmation and one button.
+
+        Consent on the current text: withdraw. No consent: grant. Consent on an
+        earlier text after a material change: consent to the new text, or withdraw.
+        """
+        out = []
+        if not (self.granted and self.current):
+            out.append(Action.grant.value)
+        if self.granted:
+            out.append(Action.withdraw.value)
+        return out
 
 
 @dataclass
@@ -394,36 +429,101 @@ class PurposeState:
 
 def purpose_states(session: Session, child_id: int) -> list[PurposeState]:
     """Each active purpose's state for one child, for the family and student pages."""
-    states = []
-    for purpose in active_purposes(session):
-        valid_from = min_valid_version(session, purpose.id)
-        needs_child = child_consent_required(session, child_id, purpose)
-        cv = current_version(session, purpose.id)
-        parts = {}
-        for party in (Party.guardian, Party.child):
-            last = latest_event(session, child_id, purpose.id, party)
-            valid = last is not None and last.action == Action.grant and last.version >= valid_from
-            parts[party] = PartyState(party, party == Party.guardian or needs_child, last, valid)
-        states.append(
-            PurposeState(
-                purpose,
-                parts[Party.guardian],
-                parts[Party.child],
-                is_consented(session, child_id, purpose.code),
-                cv.version if cv else None,
+    return purpose_states_for(session, [child_id])[child_id]
+
+
+def purpose_states_for(session: Session, child_ids: list[int]) -> dict[int, list[PurposeState]]:
+    """Each active purpose's state for several children, in five queries whatever their number."""
+    from portal.auth.access import current_year_id_subquery
+    from portal.people.models import Enrolment, SchoolClass
+
+    child_ids = list(dict.fromkeys(child_ids))
+    out: dict[int, list[PurposeState]] = {cid: [] for cid in child_ids}
+    purposes = active_purposes(session)
+    if not purposes or not child_ids:
+        return out
+    pids = [p.id for p in purposes]
+    V = ConsentVersion
+    versions = {
+        pid: (latest or 0, material or 1, lapses or 1)
+        for pid, latest, material, lapses in session.execute(
+            select(
+                V.purpose_id,
+                func.max(V.version),
+                func.max(case((V.material.is_(True), V.version))),
+                func.max(case((V.old_consent == OldConsent.lapses, V.version))),
             )
+            .where(V.purpose_id.in_(pids))
+            .group_by(V.purpose_id)
+        ).all()
+    }
+    E = ConsentEvent
+    ranked = (
+        select(
+            E.id,
+            func.row_number()
+            .over(partition_by=(E.child_id, E.purpose_id, E.party), order_by=(E.at.desc(), E.id.desc()))
+            .label("rn"),
         )
-    return states
-
-
-def history(session: Session, child_id: int) -> list[ConsentEvent]:
-    return list(
-        session.scalars(
-            select(ConsentEvent)
-            .where(ConsentEvent.child_id == child_id)
-            .order_by(ConsentEvent.at.desc(), ConsentEvent.id.desc())
-        )
+        .where(E.child_id.in_(child_ids), E.purpose_id.in_(pids))
+        .subquery()
     )
+    latest = {
+        (ev.child_id, ev.purpose_id, ev.party): ev
+        for ev in session.scalars(select(E).join(ranked, ranked.c.id == E.id).where(ranked.c.rn == 1))
+    }
+    grades = dict(
+        session.execute(
+            select(Enrolment.child_id, SchoolClass.grade)
+            .join(SchoolClass, SchoolClass.id == Enrolment.class_id)
+            .where(Enrolment.child_id.in_(child_ids), Enrolment.school_year_id == current_year_id_subquery())
+        ).all()
+    )
+    effective = set(
+        session.execute(
+            union_all(
+                *(
+                    select(literal(p.id).label("pid"), g.c.child_id)
+                    for p in purposes
+                    for g in [consented_child_ids(p.code, only_child_ids=child_ids).subquery()]
+                )
+            )
+        ).all()
+    )
+    for cid in child_ids:
+        grade = grades.get(cid)
+        for p in purposes:
+            latest_v, material_v, valid_from = versions.get(p.id, (0, 1, 1))
+            parts = {}
+            for party in (Party.guardian, Party.child):
+                last = latest.get((cid, p.id, party))
+                granted = last is not None and last.action == Action.grant
+                required = party == Party.guardian or (grade is not None and grade >= p.child_from_grade)
+                parts[party] = PartyState(
+                    party,
+                    required,
+                    last,
+                    valid=granted and last.version >= valid_from,
+                    current=granted and last.version >= material_v,
+                )
+            out[cid].append(
+                PurposeState(
+                    p, parts[Party.guardian], parts[Party.child], (p.id, cid) in effective, latest_v or None
+                )
+            )
+    return out
+
+
+def history(session: Session, child_id: int, *, party: Party | None = None) -> list[ConsentEvent]:
+    q = (
+        select(ConsentEvent)
+        .where(ConsentEvent.child_id == child_id)
+        .options(selectinload(ConsentEvent.purpose), selectinload(ConsentEvent.document))
+        .order_by(ConsentEvent.at.desc(), ConsentEvent.id.desc())
+    )
+    if party is not None:
+        q = q.where(ConsentEvent.party == party)
+    return list(session.scalars(q))
 
 
 def paper_date(d: date) -> datetime:

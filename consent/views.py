@@ -108,7 +108,8 @@ def _receipt_response(ev, fmt: str):
 @allow("guardian")
 def family_home():
     children = people.children_of_guardian(db.session, current_user.id)
-    overview = [(child, service.purpose_states(db.session, child.id)) for child, _c, _s in children]
+    states = service.purpose_states_for(db.session, [child.id for child, _c, _s in children])
+    overview = [(child, states[child.id]) for child, _c, _s in children]
     return render_template("consent/family_home.html", overview=overview)
 
 
@@ -130,9 +131,8 @@ def family_purpose(child_id: int, code: str):
 
 
 def _prefill(form, party_state) -> None:
-    """Offer the opposite of the party's current decision, tied to its latest event."""
+    """Tie the decision forms to the party's latest event (the page offers ``party_state.offers()``)."""
     last = party_state.last
-    form.action.data = "withdraw" if party_state.valid else "grant"
     form.last_event.data = str(last.id) if last else ""
     form.confirm.data = False
 
@@ -245,13 +245,21 @@ def student_purpose(code: str):
                            form=form), status
 
 
-@bp.route("/student/consent/receipts/<int:event_id>.pdf")
+@bp.route("/student/consent/history")
 @allow("student")
-def student_receipt(event_id: int):
+def student_history():
+    events = service.history(db.session, current_user.id, party=Party.child)
+    return render_template("consent/student_history.html", events=events)
+
+
+@bp.route("/student/consent/receipts/<int:event_id>.<fmt>")
+@allow("student")
+def student_receipt(event_id: int, fmt: str):
+    _check_format(fmt)
     ev = rights.event_for_child(db.session, current_user.id, event_id)
     if ev is None or ev.party != Party.child:
         abort(404)
-    return _receipt_response(ev, "pdf")
+    return _receipt_response(ev, fmt)
 
 
 # -- staff --------------------------------------------------------------------------------
@@ -261,7 +269,8 @@ def student_receipt(event_id: int):
 @allow(STEWARD)
 def staff_purposes():
     purposes = service.active_purposes(db.session)
-    versions = {p.id: service.current_version(db.session, p.id) for p in purposes}
+    found = service.current_versions(db.session, [p.id for p in purposes])
+    versions = {p.id: found.get(p.id) for p in purposes}
     return render_template("consent/staff_purposes.html", purposes=purposes, versions=versions)
 
 

@@ -40,6 +40,7 @@ DOMAINS = [
     "backoffice.linkage",
     "backoffice.screening",
     "backoffice.casework",
+    "portal.maintenance",
 ]
 
 log = logging.getLogger(__name__)
@@ -220,11 +221,32 @@ def _init_errors(app: Flask) -> None:
 
     from sqlalchemy.exc import OperationalError
 
+    def _page_without_database(template: str, status: int):
+        """An error page that needs no database: if the user could not be loaded, show it as to a visitor."""
+        try:
+            db.session.rollback()
+        except Exception:  # noqa: S110 (the connection is gone; the pool replaces it)
+            pass
+        db.session.remove()
+        if "_login_user" not in g:
+            g._login_user = login_manager.anonymous_user()
+        resp = app.make_response((render_template(template), status))
+        resp.headers["Retry-After"] = "30"
+        return resp
+
     @app.errorhandler(OperationalError)
     def _db_down(e):
-        db.session.rollback()
         log.error("database unavailable: %s", type(e.orig).__name__ if e.orig else "error")
-        return render_template("errors/503.html"), 503
+        return _page_without_database("errors/503.html", 503)
+
+    import errno
+
+    @app.errorhandler(OSError)
+    def _disk_full(e):
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise e  # any other OSError is a 500, logged as usual
+        log.error("disk full while handling a request (%s)", request.endpoint)
+        return _page_without_database("errors/507.html", 507)
 
 
 def _init_templates(app: Flask) -> None:

@@ -18,6 +18,16 @@ a job: each process must hold the leader lock (a row in ``scheduler_lock``,
 taken with a conditional UPDATE that works the same on PostgreSQL and
 SQLite, renewed by a heartbeat), and every job run also takes a per-job lock
 (PostgreSQL: ``pg_try_advisory_xact_lock``; SQLite: the same lock row kind).
+
+A job run is one transaction, so a run killed half-way leaves nothing of
+its work behind. It also leaves its mark: before the work starts, the
+``job:<id>`` row of ``scheduler_lock`` is committed as held, and the work's
+own commit releases it. A scheduler starting up runs once, at once, every
+job whose row is still held by a process that is gone (the same host and a
+dead pid, or an expired lock), so an interrupted run is neither lost nor, as
+its work was rolled back, repeated. The leader lock of a dead process on the
+same host is taken over at once, so a restart after a crash does not wait
+for the lock to expire.
 """
 
 from __future__ import annotations
@@ -35,7 +45,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 from sqlalchemy import String, insert, text, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from portal.orm import Base, UTCDateTime, utcnow
@@ -124,6 +134,75 @@ def release_lock(session: Session, name: str, holder: str) -> None:
     )
 
 
+def holder_is_gone(holder: str) -> bool:
+    """True if ``holder`` ("host:pid") is a process of this host that no longer runs."""
+    pid = holder.rpartition(":")[2]
+    if not pid.isdigit() or holder != f"{socket.gethostname()}:{pid}"[:100]:
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, someone else's
+        return False
+    return False
+
+
+def take_lock(session: Session, name: str, holder: str, ttl: timedelta, now: datetime) -> bool:
+    """:func:`acquire_lock`, or take it over from a holder that is gone (crashed on this host)."""
+    if acquire_lock(session, name, holder, ttl, now):
+        return True
+    row = session.get(SchedulerLock, name, populate_existing=True)
+    if row is None or not holder_is_gone(row.holder):
+        return False
+    res = session.execute(
+        update(SchedulerLock)
+        .where(SchedulerLock.name == name, SchedulerLock.holder == row.holder)
+        .values(holder=holder, expires_at=now + ttl)
+        .execution_options(synchronize_session=False)
+    )
+    if res.rowcount:
+        log.warning("lock %s taken over from a process that is gone", name)
+    return bool(res.rowcount)
+
+
+def _mark_running(engine, name: str, holder: str, now: datetime) -> None:
+    """Commit, on a connection of its own, that ``holder`` runs the job (PostgreSQL)."""
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+    stmt = pg_insert(SchedulerLock).values(name=name, holder=holder, expires_at=now + JOB_LOCK_TTL)
+    stmt = stmt.on_conflict_do_update(index_elements=[SchedulerLock.name],
+                                      set_={"holder": holder, "expires_at": now + JOB_LOCK_TTL})
+    with engine.begin() as conn:
+        conn.execute(stmt)
+
+
+def finish_job_lock(session: Session, name: str, holder: str) -> None:
+    """Release a job's lock as finished (an empty holder): in the same commit as the job's work."""
+    session.execute(
+        update(SchedulerLock)
+        .where(SchedulerLock.name == name, SchedulerLock.holder == holder)
+        .values(holder="", expires_at=utcnow() - timedelta(seconds=1))
+        .execution_options(synchronize_session=False)
+    )
+
+
+def interrupted_jobs(session: Session, now: datetime | None = None) -> list[str]:
+    """Registered jobs whose last run started and never finished: the lock row
+    is still held, by a process that is gone or past its expiry."""
+    from sqlalchemy import select
+
+    now = now or utcnow()
+    rows = session.execute(
+        select(SchedulerLock.name, SchedulerLock.holder, SchedulerLock.expires_at)
+        .where(SchedulerLock.name.like("job:%"), SchedulerLock.holder != "")
+    ).all()
+    return sorted(
+        name[len("job:"):] for name, holder, expires_at in rows
+        if name[len("job:"):] in _registry and (expires_at <= now or holder_is_gone(holder))
+    )
+
+
 def _advisory_key(job_id: str) -> int:
     return int.from_bytes(hashlib.sha256(job_id.encode()).digest()[:8], "big", signed=True)
 
@@ -152,26 +231,58 @@ def run_job(job_id: str, now: datetime | None = None, *, app: Flask | None = Non
         session = db.session
         now = now or utcnow()
         holder = _holder()
+        name = f"job:{job_id}"
+        pg = session.get_bind().dialect.name == "postgresql"
         try:
-            if session.get_bind().dialect.name == "postgresql":
+            if pg:
                 got = session.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": _advisory_key(job_id)})
+                if got:  # the mark that a run started, committed at once: it outlives a crash
+                    _mark_running(db.engine, name, holder, utcnow())
             else:
-                got = acquire_lock(session, f"job:{job_id}", holder, JOB_LOCK_TTL, now)
-                session.commit()  # make the lock visible to other processes
+                try:
+                    got = take_lock(session, name, holder, JOB_LOCK_TTL, utcnow())
+                    session.commit()  # make the lock visible to other processes
+                except OperationalError as exc:  # SQLite: another process is writing (running a job)
+                    if "locked" not in str(exc.orig):
+                        raise
+                    session.rollback()
+                    got = False
             if not got:
                 log.info("job %s skipped: another process is running it", job_id)
                 return False
             func(session, now)
-            if session.get_bind().dialect.name != "postgresql":
-                release_lock(session, f"job:{job_id}", holder)
+            finish_job_lock(session, name, holder)  # in the same commit as the work
             session.commit()
             return True
         except Exception:
             session.rollback()
             log.exception("job %s failed", job_id)
+            try:  # a failed run is over (its next run retries); an interrupted one keeps its mark
+                finish_job_lock(session, name, holder)
+                session.commit()
+            except Exception:  # noqa: S110 (the database itself failed; the lock expires)
+                session.rollback()
             raise
         finally:
             session.remove()
+
+
+def recover_interrupted(app: Flask) -> list[str]:
+    """Run once, now, every job whose last run was interrupted (the scheduler's start-up)."""
+    from portal.extensions import db
+
+    with app.app_context():
+        jobs = interrupted_jobs(db.session)
+        db.session.remove()
+    ran = []
+    for job_id in jobs:
+        log.warning("job %s was interrupted; running it again", job_id)
+        try:
+            if run_job(job_id, app=app):
+                ran.append(job_id)
+        except Exception:  # noqa: S110 (logged in run_job; the scheduler starts anyway)
+            pass
+    return ran
 
 
 _app: Flask | None = None
@@ -237,7 +348,7 @@ def _become_leader(app: Flask, holder: str, wait: bool) -> bool:
 
     while True:
         with app.app_context():
-            got = acquire_lock(db.session, LEADER_LOCK, holder, LEADER_TTL, utcnow())
+            got = take_lock(db.session, LEADER_LOCK, holder, LEADER_TTL, utcnow())
             db.session.commit()
             db.session.remove()
         if got or not wait:
@@ -280,6 +391,8 @@ def scheduler_run(no_wait: bool):
     if not _become_leader(app, holder, wait=not no_wait):
         click.echo("another scheduler process holds the lock")
         raise SystemExit(1)
+    for job_id in recover_interrupted(app):
+        click.echo(f"interrupted job {job_id} run again")
     sched = build_scheduler(app)
     sched.add_jobstore(MemoryJobStore(), "memory")
     sched.start(paused=True)

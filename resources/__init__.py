@@ -11,7 +11,7 @@ from flask_babel import lazy_gettext as _l
 def init_app(app) -> None:
     from portal import nav
     from portal.auth.access import ANONYMOUS, GUARDIAN, STUDENT
-    from resources import service, taxonomy
+    from resources import campaigns, service, taxonomy
 
     app.jinja_env.globals.update(
         schedule_text=service.schedule_text,
@@ -19,6 +19,7 @@ def init_app(app) -> None:
         category_label=taxonomy.label,
         status_label=taxonomy.status_label,
         language_label=lambda code: service.LANGUAGES.get(code, code),
+        error_label=campaigns.error_label,
     )
     nav.register(_l("Local support"), "resources.browse", (ANONYMOUS, GUARDIAN, STUDENT), 40)
     nav.register(_l("Inbox"), "resources.inbox", (GUARDIAN,), 45)

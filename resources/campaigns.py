@@ -60,6 +60,30 @@ from resources.service import ResourceError, plain_text
 
 EMAIL_BATCH = 500
 
+# What a failure means, for the coordinator (the stored error is a code, never an address).
+ERROR_LABELS = {
+    "SMTPRecipientsRefused": _l("The address was refused by the mail server"),
+    "bounced": _l("Bounced back after sending"),
+    "no address": _l("No e-mail address any more"),
+    "SMTPSenderRefused": _l("The mail server refused our sender address"),
+    "SMTPDataError": _l("The mail server refused the message"),
+    "SMTPAuthenticationError": _l("Could not sign in to the mail server"),
+    "SMTPServerDisconnected": _l("The mail server could not be reached"),
+    "SMTPConnectError": _l("The mail server could not be reached"),
+    "ConnectionRefusedError": _l("The mail server could not be reached"),
+    "TimeoutError": _l("The mail server could not be reached"),
+    "OSError": _l("The mail server could not be reached"),
+}
+
+
+def error_label(error: str) -> str:
+    """A stored failure ("bounced 5.1.1", "SMTPRecipientsRefused") in the coordinator's words."""
+    head, _sep, code = (error or "").partition(" ")
+    label = ERROR_LABELS.get(error) or ERROR_LABELS.get(head)
+    if label is None:
+        return error or str(_l("Unknown"))
+    return f"{label} ({code})" if code and head == "bounced" else str(label)
+
 
 class CampaignError(ResourceError):
     pass
@@ -165,12 +189,26 @@ def unschedule(session: Session, actor: Principal, campaign: Campaign) -> None:
 
 @dataclass(frozen=True)
 class Family:
-    guardian_id: int
+    guardian_id: int | None  # None: a child with no guardian on record (a letter home)
     registered: bool
     has_email: bool
     locale: str
     child_id: int
     class_id: int
+
+
+def _audience_filter(q, campaign: Campaign, today: date):
+    """Narrow a query over (Child, Enrolment, SchoolClass) to the campaign's audience: roster facts only."""
+    if campaign.audience == Audience.school:
+        q = q.where(SchoolClass.school_id == campaign.audience_school_id)
+    elif campaign.audience == Audience.grades:
+        q = q.where(SchoolClass.grade.in_(campaign.grade_list))
+    elif campaign.audience == Audience.ages:
+        if campaign.audience_min_age is not None:  # at least min years old today
+            q = q.where(Child.birth_date <= today - relativedelta(years=campaign.audience_min_age))
+        if campaign.audience_max_age is not None:  # not yet max+1 years old
+            q = q.where(Child.birth_date > today - relativedelta(years=campaign.audience_max_age + 1))
+    return q
 
 
 def _audience_query(campaign: Campaign, today: date):
@@ -183,27 +221,33 @@ def _audience_query(campaign: Campaign, today: date):
         .join(Enrolment, (Enrolment.child_id == Child.id) & (Enrolment.school_year_id == year))
         .join(SchoolClass, SchoolClass.id == Enrolment.class_id)
     )
-    if campaign.audience == Audience.school:
-        q = q.where(SchoolClass.school_id == campaign.audience_school_id)
-    elif campaign.audience == Audience.grades:
-        q = q.where(SchoolClass.grade.in_(campaign.grade_list))
-    elif campaign.audience == Audience.ages:
-        if campaign.audience_min_age is not None:  # at least min years old today
-            q = q.where(Child.birth_date <= today - relativedelta(years=campaign.audience_min_age))
-        if campaign.audience_max_age is not None:  # not yet max+1 years old
-            q = q.where(Child.birth_date > today - relativedelta(years=campaign.audience_max_age + 1))
     # The youngest child carries the family's letter home.
-    return q.order_by(Guardian.id, Child.birth_date.desc(), Child.id)
+    return _audience_filter(q, campaign, today).order_by(Guardian.id, Child.birth_date.desc(), Child.id)
+
+
+def _children_without_guardian_query(campaign: Campaign, today: date):
+    """Children in the audience with no guardian on record: their family still gets a letter."""
+    year = select(SchoolYear.id).where(SchoolYear.is_current.is_(True)).scalar_subquery()
+    has_guardian = select(GuardianChild.child_id).where(GuardianChild.child_id == Child.id).exists()
+    q = (
+        select(Child.id, Enrolment.class_id)
+        .join(Enrolment, (Enrolment.child_id == Child.id) & (Enrolment.school_year_id == year))
+        .join(SchoolClass, SchoolClass.id == Enrolment.class_id)
+        .where(~has_guardian)
+    )
+    return _audience_filter(q, campaign, today).order_by(Child.id)
 
 
 def audience(session: Session, campaign: Campaign, today: date | None = None) -> list[Family]:
-    """The families (one per guardian) a campaign reaches."""
+    """The families a campaign reaches: one per guardian, and one per child with no guardian on record."""
     today = today or datetime.now(TOKYO).date()
     families: dict[int, Family] = {}
     for gid, registered, has_email, locale, child_id, class_id in session.execute(_audience_query(campaign, today)):
         if gid not in families:
             families[gid] = Family(gid, bool(registered), bool(has_email), locale or "ja", child_id, class_id)
-    return list(families.values())
+    orphans = [Family(None, False, False, "ja", child_id, class_id)
+               for child_id, class_id in session.execute(_children_without_guardian_query(campaign, today))]
+    return [*families.values(), *orphans]
 
 
 def channels_for(f: Family) -> list[Channel]:
@@ -246,11 +290,13 @@ def queue(session: Session, actor: Principal, campaign: Campaign, now: datetime 
             raise CampaignError(_l("This campaign has already been sent: it is never sent twice."))
         raise CampaignError(_l("Schedule the campaign before sending it."))
     session.refresh(campaign)
-    already = set(session.execute(select(Delivery.guardian_id, Delivery.channel).where(Delivery.campaign_id == campaign.id)))
+    already = {(gid if gid is not None else ("child", cid), ch) for gid, cid, ch in session.execute(
+        select(Delivery.guardian_id, Delivery.child_id, Delivery.channel).where(Delivery.campaign_id == campaign.id))}
     rows = []
     for f in audience(session, campaign, now.astimezone(TOKYO).date()):
+        key = f.guardian_id if f.guardian_id is not None else ("child", f.child_id)
         for ch in channels_for(f):
-            if (f.guardian_id, ch) in already:
+            if (key, ch) in already:
                 continue
             row = {"campaign_id": campaign.id, "guardian_id": f.guardian_id, "channel": ch, "locale": f.locale,
                    "status": DeliveryStatus.queued, "created_at": now, "error": "",
@@ -343,8 +389,10 @@ def deliver_emails(session: Session, *, limit: int = EMAIL_BATCH, checkpoint: Ca
             if key not in rendered:
                 rendered[key] = render_message(session, d.campaign, d.locale)
             r = rendered[key]
+            msg = mail.build_message(guardian.email, r.subject, r.text, r.html)
+            d.message_id = msg["Message-ID"]
             try:
-                mail.send(mail.build_message(guardian.email, r.subject, r.text, r.html))
+                mail.send(msg)
                 d.status, d.sent_at = DeliveryStatus.sent, utcnow()
             except mail.MailError as exc:
                 d.status, d.error = DeliveryStatus.failed, str(exc)[:200] or "refused"

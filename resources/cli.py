@@ -1,4 +1,4 @@
-"""Commands: ``flask resources send-due``, ``import-opendata``, ``export-hsds``."""
+"""Commands: ``flask resources send-due``, ``record-bounces``, ``import-opendata``, ``export-hsds``."""
 
 from __future__ import annotations
 
@@ -45,11 +45,29 @@ def import_opendata(path: Path):
         click.echo(f"  line {line}: {message}")
 
 
+@group.command("record-bounces")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+def record_bounces(paths: tuple[Path, ...]):
+    """Mark campaign e-mails failed from bounce messages (.eml files, mbox files or folders)."""
+    from resources.bounces import read_messages
+    from resources.bounces import record_bounces as record
+
+    result = record(db.session, SYSTEM, read_messages(paths))
+    db.session.commit()
+    click.echo(" ".join(f"{k}={v}" for k, v in sorted(result.items())))
+
+
 @group.command("export-hsds")
 @click.option("--locale", default="ja", type=click.Choice(["ja", "en"]))
 @click.option("--csv", "as_csv", is_flag=True, help="HSDS tabular services.csv instead of JSON.")
-def export_hsds(locale: str, as_csv: bool):
-    """Print the published catalogue as HSDS 3.0 JSON (or services.csv)."""
-    from resources import hsds
+@click.option("--zip", "zip_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the whole HSDS tabular data package (a zip of CSV tables) to this file.")
+def export_hsds(locale: str, as_csv: bool, zip_path: Path | None):
+    """Print the published catalogue as HSDS 3.0 JSON (or services.csv, or write the tables zip)."""
+    from resources import hsds, hsds_tabular
 
+    if zip_path:
+        zip_path.write_bytes(hsds_tabular.export_datapackage(db.session, locale))
+        click.echo(f"written={zip_path}")
+        return
     click.echo(hsds.export_csv(db.session, locale) if as_csv else hsds.export_json(db.session, locale))

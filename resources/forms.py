@@ -8,6 +8,7 @@ from wtforms import (
     DateTimeLocalField,
     EmailField,
     FieldList,
+    FloatField,
     Form,
     FormField,
     IntegerField,
@@ -86,6 +87,8 @@ class ServiceForm(FlaskForm):
     address = StringField(_l("Address"), validators=[Optional(), Length(max=300)])
     postal_code = StringField(_l("Postal code"), validators=[Optional(), Length(max=10)])
     district = StringField(_l("School district (leave empty for the whole city)"), validators=[Optional(), Length(max=100)])
+    latitude = FloatField(_l("Latitude (for the map link)"), validators=[Optional(), NumberRange(-90, 90)])
+    longitude = FloatField(_l("Longitude (for the map link)"), validators=[Optional(), NumberRange(-180, 180)])
     accessibility_ja = StringField(_l("Accessibility (Japanese)"), validators=[Optional(), Length(max=500)])
     accessibility_en = StringField(_l("Accessibility (English)"), validators=[Optional(), Length(max=500)])
     schedules = FieldList(FormField(ScheduleRow), min_entries=2, max_entries=5)
@@ -133,7 +136,7 @@ class ActionForm(FlaskForm):
 
 class ImportForm(FlaskForm):
     kind = SelectField(_l("File type"), choices=[
-        SelectChoice("hsds_json", _l("HSDS 3.0 JSON")), SelectChoice("hsds_csv", _l("HSDS services.csv")),
+        SelectChoice("hsds_json", _l("HSDS 3.0 JSON")), SelectChoice("hsds_csv", _l("HSDS CSV (tables zip, or services.csv)")),
         SelectChoice("opendata", _l("子育て施設一覧 CSV (open data)"))])
     locale = SelectField(_l("Language of the file"), choices=[SelectChoice("ja", "日本語"), SelectChoice("en", "English")])
     file = FileField(_l("File"), validators=[FileRequired(_l("Choose a file."))])

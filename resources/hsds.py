@@ -45,7 +45,11 @@ _CITY = re.compile(r"^(.+?[市区町村])")
 
 
 def _id(*parts: str) -> str:
+    """A stable UUID for a sub-record (the same entry always exports the same ids)."""
     return str(uuid.uuid5(uuid.NAMESPACE_URL, "mimamori:" + "/".join(parts)))
+
+
+TAXONOMY_ID = _id("taxonomy")
 
 
 def _years(months: int | None) -> float | int | None:
@@ -106,11 +110,15 @@ def service_to_hsds(s: Service, locale: str = "ja") -> dict:
         {"id": _id(s.uuid, "category", c), "link_id": s.uuid, "link_type": "category", "link_entity": "service",
          "taxonomy_term_id": _id("taxonomy", c), "value": c,
          "taxonomy_term": {"id": _id("taxonomy", c), "code": c, "name": str(CATEGORIES.get(c, c)),
-                           "description": str(CATEGORIES.get(c, c)), "taxonomy": TAXONOMY}}
+                           "description": str(CATEGORIES.get(c, c)), "taxonomy": TAXONOMY,
+                           "taxonomy_id": TAXONOMY_ID}}
         for c in s.category_codes
     ]
+    # The school district (学区) a service is meant for, as an HSDS service area.
+    out["service_areas"] = ([{"id": _id(s.uuid, "area"), "service_id": s.uuid, "name": s.district,
+                              "description": s.district}] if s.district else [])
     if address or s.location_name:
-        location = _drop_none({"id": loc_id, "location_type": "physical", "name": s.location_name or s.name(locale),
+        location = _drop_none({"id": loc_id, "location_type": "physical", "name": s.location_name or None,
                                "latitude": s.latitude, "longitude": s.longitude})
         if address:
             location["addresses"] = [{
@@ -155,8 +163,23 @@ def export_csv(session: Session, locale: str = "ja", *, include_drafts: bool = F
 
 # -- import -----------------------------------------------------------------------------
 
-_str = {"type": "string"}
 _num = {"type": ["number", "null"]}
+
+
+def _str(n: int | None = None) -> dict:
+    """A text field no longer than its column (so a long value is a clear message, not a database error)."""
+    return {"type": "string", "maxLength": n} if n else {"type": "string"}
+
+
+def _objects(props: dict, required: list[str] | None = None) -> dict:
+    item = {"type": "object", "properties": props}
+    if required:
+        item["required"] = required
+    return {"type": "array", "items": item}
+
+
+# What an import must look like: looser than the official schema (ids need not be
+# UUIDs, sub-records need no ids) and sized to our columns.
 IMPORT_SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "type": "object",
@@ -164,18 +187,21 @@ IMPORT_SCHEMA = {
     "properties": {
         "id": {"type": "string", "minLength": 1, "maxLength": 36},
         "name": {"type": "string", "minLength": 1, "maxLength": 200},
-        "alternate_name": _str, "description": _str, "url": _str, "email": _str,
+        "alternate_name": _str(200), "description": _str(4000), "url": _str(500), "email": _str(254),
         "status": {"enum": ["active", "inactive", "defunct", "temporarily closed"]},
-        "fees_description": _str, "minimum_age": _num, "maximum_age": _num,
-        "organization": {"type": "object", "properties": {"name": _str}},
-        "languages": {"type": "array", "items": {"type": "object", "properties": {"code": _str}}},
-        "phones": {"type": "array", "items": {"type": "object", "required": ["number"], "properties": {"number": _str}}},
-        "schedules": {"type": "array", "items": {"type": "object", "properties": {
-            "freq": {"enum": ["WEEKLY", "MONTHLY"]}, "byday": _str, "opens_at": _str, "closes_at": _str,
-            "description": _str}}},
-        "cost_options": {"type": "array", "items": {"type": "object"}},
-        "attributes": {"type": "array", "items": {"type": "object"}},
-        "service_at_locations": {"type": "array", "items": {"type": "object"}},
+        "fees_description": _str(500), "minimum_age": _num, "maximum_age": _num,
+        "organization": {"type": "object", "properties": {"name": _str(200)}},
+        "languages": _objects({"code": _str(10)}),
+        "phones": _objects({"number": _str(40)}, ["number"]),
+        "schedules": _objects({"freq": {"enum": ["WEEKLY", "MONTHLY"]}, "byday": _str(40), "opens_at": _str(),
+                               "closes_at": _str(), "description": _str(300)}),
+        "cost_options": _objects({"option": _str(500), "amount": _num, "currency": _str(3)}),
+        "attributes": _objects({"value": _str(40), "taxonomy_term": {"type": "object", "properties": {"code": _str(40)}}}),
+        "service_at_locations": _objects({"location": {"type": "object", "properties": {
+            "name": _str(200), "latitude": _num, "longitude": _num,
+            "addresses": _objects({"address_1": _str(300), "postal_code": _str(10)}),
+            "accessibility": _objects({"description": _str(500)})}}}),
+        "service_areas": _objects({"name": _str(100)}),
     },
 }
 _validator = Draft202012Validator(IMPORT_SCHEMA)
@@ -186,6 +212,10 @@ def _time_in(text: str | None) -> time | None:
     if not m or int(m.group(1)) > 23 or int(m.group(2)) > 59:
         return None
     return time(int(m.group(1)), int(m.group(2)))
+
+
+def _float_or_none(value) -> float | None:
+    return None if value is None else float(value)
 
 
 def _months(years) -> int | None:
@@ -220,6 +250,8 @@ def _data_from_hsds(item: dict, locale: str) -> ServiceData:
         postal_code=addr.get("postal_code", ""),
         accessibility_ja=access.get("description", "") if locale == "ja" else "",
         accessibility_en=access.get("description", "") if locale == "en" else "",
+        latitude=_float_or_none(loc.get("latitude")), longitude=_float_or_none(loc.get("longitude")),
+        district=((item.get("service_areas") or [{}])[0] or {}).get("name", ""),
         schedules=[ScheduleData(sc.get("freq", "WEEKLY"), sc.get("byday", ""), _time_in(sc.get("opens_at")),
                                 _time_in(sc.get("closes_at")),
                                 sc.get("description", "") if locale == "ja" else "",
@@ -234,6 +266,9 @@ def _merge(existing: ServiceData, new: ServiceData, locale: str) -> ServiceData:
     for attr in ("description", "fees", "accessibility"):
         key = f"{attr}_{other}"
         setattr(new, key, getattr(existing, key))
+    if len(new.schedules) == len(existing.schedules):
+        for mine, theirs in zip(new.schedules, existing.schedules, strict=True):
+            setattr(mine, f"description_{other}", getattr(theirs, f"description_{other}"))
     return new
 
 

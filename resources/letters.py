@@ -27,7 +27,7 @@ from portal.auth.principal import Principal
 from portal.orm import utcnow
 from portal.people.models import Child, Guardian, School, SchoolClass
 from resources.campaigns import campaign_services, public_url
-from resources.models import Campaign, Channel, Delivery, DeliveryStatus
+from resources.models import Campaign, CampaignStatus, Channel, Delivery, DeliveryStatus
 from resources.service import ages_text, schedule_text
 
 GOTHIC = "HeiseiKakuGo-W5"
@@ -74,12 +74,38 @@ def letters_by_class(session: Session, campaign_id: int, school_ids) -> list[tup
     return [(r[0], r[1], r[2], r[3]) for r in rows]
 
 
-def _page(story: list, campaign: Campaign, services, guardian_name: str, child_name: str, cls: SchoolClass,
+def letters_for_classes(session: Session, class_ids) -> list[tuple[Campaign, list[tuple[SchoolClass, School, int, int]]]]:
+    """Sent campaigns with letters for these classes, newest first: (campaign, [(class, school, letters, printed)]).
+
+    One query whatever the number of campaigns and classes.
+    """
+    rows = session.execute(
+        select(Campaign, SchoolClass, School, func.count(Delivery.id), func.count(Delivery.sent_at))
+        .join(Delivery, Delivery.campaign_id == Campaign.id)
+        .join(SchoolClass, SchoolClass.id == Delivery.class_id)
+        .join(School, School.id == SchoolClass.school_id)
+        .where(Delivery.channel == Channel.letter, Delivery.class_id.in_(class_ids),
+               Campaign.status == CampaignStatus.sent)
+        .group_by(Campaign.id, SchoolClass.id, School.id)
+        .order_by(Campaign.sent_at.desc(), Campaign.id.desc(), School.code, SchoolClass.grade, SchoolClass.name)
+    ).all()
+    out: list[tuple[Campaign, list]] = []
+    for campaign, cls, school, n, printed in rows:
+        if not out or out[-1][0].id != campaign.id:
+            out.append((campaign, []))
+        out[-1][1].append((cls, school, n, printed))
+    return out
+
+
+def _page(story: list, campaign: Campaign, services, guardian_name: str | None, child_name: str, cls: SchoolClass,
           school: School, locale: str) -> None:
     st = _styles(locale)
     school_name = school.name if locale == "ja" else (school.name_en or school.name)
     story.append(_p(school_name + "  " + _("Grade %(g)d, class %(c)s", g=cls.grade_in_school, c=cls.name), st["to"]))
-    story.append(_p(_("To the family of %(child)s (%(guardian)s)", child=child_name, guardian=guardian_name), st["to"]))
+    if guardian_name:
+        story.append(_p(_("To the family of %(child)s (%(guardian)s)", child=child_name, guardian=guardian_name), st["to"]))
+    else:  # no guardian on record: the letter goes home with the child
+        story.append(_p(_("To the family of %(child)s", child=child_name), st["to"]))
     story.append(_p(campaign.title(locale), st["title"]))
     for para in campaign.body(locale).split("\n\n"):
         if para.strip():
@@ -110,8 +136,8 @@ def render_class_pdf(session: Session, actor: Principal, campaign: Campaign, cla
     school = session.get(School, cls.school_id)
     services = campaign_services(session, campaign)
     rows = session.execute(
-        select(Delivery.id, Delivery.locale, Guardian.name, Child.name)
-        .join(Guardian, Guardian.id == Delivery.guardian_id)
+        select(Delivery.child_id, Delivery.locale, Guardian.name, Child.name)
+        .outerjoin(Guardian, Guardian.id == Delivery.guardian_id)
         .outerjoin(Child, Child.id == Delivery.child_id)
         .where(Delivery.campaign_id == campaign.id, Delivery.channel == Channel.letter, Delivery.class_id == class_id)
         .order_by(Child.name_kana, Delivery.id)
@@ -120,7 +146,7 @@ def render_class_pdf(session: Session, actor: Principal, campaign: Campaign, cla
     doc = SimpleDocTemplate(buf, pagesize=A4, leftMargin=20 * mm, rightMargin=20 * mm, topMargin=18 * mm,
                             bottomMargin=18 * mm, title=campaign.title_ja, author="Mimamori")
     story: list = []
-    for _did, locale, guardian_name, child_name in rows:
+    for _child_id, locale, guardian_name, child_name in rows:
         with force_locale(locale):
             _page(story, campaign, services, guardian_name, child_name or "", cls, school, locale)
     if story:
@@ -132,6 +158,8 @@ def render_class_pdf(session: Session, actor: Principal, campaign: Campaign, cla
         .values(status=DeliveryStatus.sent, sent_at=utcnow()).execution_options(synchronize_session=False)
     )
     session.flush()
+    # The letters name each child and guardian: one audited read per child.
+    audit.record_child_reads(session, actor, [r[0] for r in rows if r[0] is not None], "resources.letters")
     audit.record(session, actor, "resources.letters_printed",
                  detail={"campaign_id": campaign.id, "class_id": class_id, "count": len(rows)})
     return buf.getvalue()

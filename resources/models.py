@@ -23,11 +23,13 @@ from sqlalchemy import (
     Date,
     Enum,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
     Time,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -268,11 +270,17 @@ class Delivery(Base):
     """One campaign reaching one family through one channel (never twice)."""
 
     __tablename__ = "resource_delivery"
-    __table_args__ = (UniqueConstraint("campaign_id", "guardian_id", "channel"),)
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "guardian_id", "channel"),
+        # A child with no guardian on record gets one letter, addressed to the child's family.
+        Index("uq_resource_delivery_child_letter", "campaign_id", "child_id", unique=True,
+              sqlite_where=text("guardian_id IS NULL"), postgresql_where=text("guardian_id IS NULL")),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     campaign_id: Mapped[int] = mapped_column(ForeignKey("resource_campaign.id", ondelete="CASCADE"), index=True)
-    guardian_id: Mapped[int] = mapped_column(ForeignKey("guardian.id", ondelete="CASCADE"), index=True)
+    # None: a letter for a child with no guardian on record (child_id says whose family).
+    guardian_id: Mapped[int | None] = mapped_column(ForeignKey("guardian.id", ondelete="CASCADE"), index=True)
     channel: Mapped[Channel] = mapped_column(Enum(Channel, native_enum=False, length=10))
     status: Mapped[DeliveryStatus] = mapped_column(
         Enum(DeliveryStatus, native_enum=False, length=10), default=DeliveryStatus.queued, index=True
@@ -282,6 +290,8 @@ class Delivery(Base):
     class_id: Mapped[int | None] = mapped_column(ForeignKey("school_class.id"), index=True)
     child_id: Mapped[int | None] = mapped_column(ForeignKey("child.id", ondelete="SET NULL"))
     error: Mapped[str] = mapped_column(String(200), default="")  # an SMTP code/class, never an address
+    # E-mail: the Message-ID it was sent with, so a bounce arriving later finds its delivery.
+    message_id: Mapped[str | None] = mapped_column(String(200), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -176,7 +176,10 @@ COLUMNS = {
     "days": ("利用可能曜日", "開設曜日"),
     "opens": ("開始時間", "開館時間"),
     "closes": ("終了時間", "閉館時間"),
-    "notes": ("備考", "利用可能日時特記事項", "説明"),
+    "notes": ("説明", "備考"),
+    "schedule_note": ("利用可能日時特記事項",),
+    "accessibility": ("バリアフリー情報",),
+    "address_extra": ("方書",),
     "org": ("団体名", "設置者", "運営者"),
     "postal": ("郵便番号",),
 }
@@ -264,7 +267,7 @@ def import_facilities_csv(session: Session, actor: Principal, raw: bytes) -> Imp
             result.problems.append((line, str(_l("No name: row skipped."))))
             result.skipped += 1
             continue
-        address = plain_text(get("address"))
+        address = plain_text(" ".join(x for x in (get("address"), get("address_extra")) if x))
         if session.scalar(select(Service.id).where(Service.name_ja == name, Service.address == address)):
             result.skipped += 1
             continue
@@ -274,18 +277,25 @@ def import_facilities_csv(session: Session, actor: Principal, raw: bytes) -> Imp
             ages = (None, None)
         schedules = []
         days = _days(get("days"))
+        description = get("notes")
         if days:
-            schedules.append(ScheduleData("WEEKLY", days, _time(get("opens")), _time(get("closes"))))
+            schedules.append(ScheduleData("WEEKLY", days, _time(get("opens")), _time(get("closes")),
+                                          description_ja=get("schedule_note")[:300]))
+        elif get("schedule_note"):  # no days to repeat on: keep the note in the description
+            description = "\n".join(x for x in (description, get("schedule_note")) if x)
         data = ServiceData(
-            name_ja=name, name_en=get("name_en"), description_ja=get("notes"),
+            name_ja=name, name_en=get("name_en"), description_ja=description,
+            accessibility_ja=get("accessibility")[:500],
             organization_name=get("org"), categories=[_category(get("kind"))],
             min_age_months=ages[0], max_age_months=ages[1], phone=get("phone"), url=get("url"),
             address=address, postal_code=get("postal"), location_name=name, schedules=schedules,
         )
+        lat, lon = _float(get("lat")), _float(get("lon"))
+        if lat is not None and lon is not None:
+            data.latitude, data.longitude = lat, lon
         try:
             with session.begin_nested():
-                service = save_service(session, actor, data)
-                service.latitude, service.longitude = _float(get("lat")), _float(get("lon"))
+                save_service(session, actor, data)
         except ResourceError as exc:
             result.problems.append((line, str(exc.message)))
             result.skipped += 1

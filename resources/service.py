@@ -102,6 +102,8 @@ class ServiceData:
     district: str = ""
     accessibility_ja: str = ""
     accessibility_en: str = ""
+    latitude: float | None = None
+    longitude: float | None = None
     schedules: list[ScheduleData] = field(default_factory=list)
 
 
@@ -119,9 +121,23 @@ def validate_byday(freq: str, byday: str) -> str:
     return ",".join(parts)
 
 
+# Column sizes (resources.models.Service): longer text is refused with a message, not cut.
+MAX_LENGTHS = {"name_ja": 200, "name_en": 200, "description_ja": 4000, "description_en": 4000, "fees_ja": 500,
+               "fees_en": 500, "phone": 40, "email": 254, "url": 500, "location_name": 200, "address": 300,
+               "postal_code": 10, "district": 100, "accessibility_ja": 500, "accessibility_en": 500,
+               "organization_name": 200}
+
+
 def _validate(data: ServiceData) -> None:
     if not data.name_ja.strip():
         raise ResourceError(_l("A Japanese name is required."), "name_ja")
+    for attr, n in MAX_LENGTHS.items():
+        if len((getattr(data, attr) or "").strip()) > n:
+            raise ResourceError(_l("Too long: %(field)s (at most %(n)d characters).", field=attr, n=n), attr)
+    for s in data.schedules:
+        if len(s.description_ja or "") > 300 or len(s.description_en or "") > 300:
+            raise ResourceError(_l("Too long: %(field)s (at most %(n)d characters).", field="schedule", n=300),
+                                "schedule")
     for v in (data.min_age_months, data.max_age_months):
         if v is not None and not 0 <= v <= 12 * 120:
             raise ResourceError(_l("Ages must be between 0 and 120 years."), "min_age")
@@ -129,6 +145,10 @@ def _validate(data: ServiceData) -> None:
         raise ResourceError(_l("The minimum age is above the maximum age: the age range is upside down."), "min_age")
     if data.url.strip() and not data.url.strip().lower().startswith(("https://", "http://")):
         raise ResourceError(_l("A web address starts with https://"), "url")
+    if (data.latitude is None) != (data.longitude is None) or (
+        data.latitude is not None and not (-90 <= data.latitude <= 90 and -180 <= data.longitude <= 180)
+    ):
+        raise ResourceError(_l("The map position needs a latitude (-90 to 90) and a longitude (-180 to 180)."), "address")
     unknown = set(data.categories) - set(CATEGORIES)
     if unknown:
         raise ResourceError(_l("Unknown category."), "categories")
@@ -168,6 +188,7 @@ def save_service(session: Session, actor: Principal, data: ServiceData, service:
     service.postal_code = data.postal_code.strip()
     service.min_age_months = data.min_age_months
     service.max_age_months = data.max_age_months
+    service.latitude, service.longitude = data.latitude, data.longitude
     service.languages = ",".join(dict.fromkeys(c for c in data.languages if c)) or "ja"
     service.is_free = data.is_free
     wanted = list(dict.fromkeys(data.categories))
@@ -196,6 +217,7 @@ def data_from_service(service: Service) -> ServiceData:
         url=service.url, location_name=service.location_name, address=service.address,
         postal_code=service.postal_code, district=service.district,
         accessibility_ja=service.accessibility_ja, accessibility_en=service.accessibility_en,
+        latitude=service.latitude, longitude=service.longitude,
         schedules=[ScheduleData(s.freq, s.byday, s.opens_at, s.closes_at, s.description_ja, s.description_en)
                    for s in service.schedules],
     )
@@ -346,6 +368,7 @@ def favourite_ids(session: Session, principal: Principal) -> set[int]:
 def favourites(session: Session, principal: Principal, today: date | None = None) -> list[Service]:
     ids = select(Favourite.service_id).where(Favourite.owner_kind == principal.kind, Favourite.owner_id == principal.id)
     return list(session.scalars(select(Service).where(Service.id.in_(ids), _visible_to_families(today or _today()))
+                                .options(selectinload(Service.categories), selectinload(Service.schedules))
                                 .order_by(Service.name_ja)))
 
 

@@ -19,7 +19,7 @@ from portal.i18n import TOKYO, select_locale
 from portal.orm import utcnow
 from portal.people.models import Child, School, SchoolClass
 from resources import campaigns as camp
-from resources import hsds, letters, opendata
+from resources import hsds, hsds_tabular, letters, opendata
 from resources import service as catalogue
 from resources.forms import (
     ActionForm,
@@ -189,7 +189,7 @@ def _data_from_form(form) -> ServiceData:
         location_name=form.location_name.data or "", address=form.address.data or "",
         postal_code=form.postal_code.data or "", district=form.district.data or "",
         accessibility_ja=form.accessibility_ja.data or "", accessibility_en=form.accessibility_en.data or "",
-        schedules=schedules,
+        latitude=form.latitude.data, longitude=form.longitude.data, schedules=schedules,
     )
 
 
@@ -205,6 +205,7 @@ def _form_from_service(service: Service):
         "phone": d.phone, "email": d.email, "url": d.url, "location_name": d.location_name,
         "address": d.address, "postal_code": d.postal_code, "district": d.district,
         "accessibility_ja": d.accessibility_ja, "accessibility_en": d.accessibility_en,
+        "latitude": d.latitude, "longitude": d.longitude,
         "schedules": [{"freq": sc.freq, "nth": "".join(ch for ch in sc.byday.split(",")[0] if not ch.isalpha()),
                        "days": [p.lstrip("-1234") for p in sc.byday.split(",")], "opens_at": sc.opens_at,
                        "closes_at": sc.closes_at, "description_ja": sc.description_ja,
@@ -318,6 +319,16 @@ def export_csv():
                     headers={"Content-Disposition": f'attachment; filename="services-{locale}.csv"'})
 
 
+@bp.route("/manage/export-tables.zip")
+@allow(COORDINATOR)
+def export_tabular():
+    """The HSDS tabular data package: datapackage.json and a CSV per table."""
+    locale = request.args.get("lang", "ja") if request.args.get("lang") in ("ja", "en") else "ja"
+    body = hsds_tabular.export_datapackage(_session(), locale)
+    return Response(body, mimetype="application/zip",
+                    headers={"Content-Disposition": f'attachment; filename="hsds-tables-{locale}.zip"'})
+
+
 @bp.route("/manage/import", methods=["GET", "POST"])
 @allow(COORDINATOR)
 def import_file():
@@ -332,7 +343,7 @@ def import_file():
                 message = _("Imported %(n)d drafts; %(k)d rows skipped.", n=result.created, k=result.skipped)
                 problems = result.problems
             elif form.kind.data == "hsds_csv":
-                created, updated = hsds.import_csv(s, current_user, raw, form.locale.data)
+                created, updated = hsds_tabular.import_datapackage(s, current_user, raw, form.locale.data)
                 message = _("Imported %(c)d new drafts and updated %(u)d entries.", c=created, u=updated)
             else:
                 created, updated = hsds.import_json(s, current_user, raw, form.locale.data)
@@ -527,13 +538,7 @@ def _letter_class_ids(s) -> set[int]:
 @allow(*LETTER_ROLES)
 def letters_home():
     s = _session()
-    allowed = _letter_class_ids(s)
-    school_ids = set(s.scalars(select(SchoolClass.school_id).where(SchoolClass.id.in_(allowed)))) if allowed else set()
-    rows = []
-    for c in s.scalars(select(Campaign).where(Campaign.status == CampaignStatus.sent).order_by(Campaign.sent_at.desc())):
-        classes = [r for r in letters.letters_by_class(s, c.id, school_ids) if r[0].id in allowed]
-        if classes:
-            rows.append((c, classes))
+    rows = letters.letters_for_classes(s, _letter_class_ids(s))
     return render_template("resources/letters.html", rows=rows, locale=_locale(),
                            is_lead=current_user.role == "school_lead")
 

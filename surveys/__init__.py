@@ -24,8 +24,12 @@ def init_app(app: Flask) -> None:
     app.config.setdefault(
         "SURVEYS_ALERT_ESCALATE_MINUTES", int(os.environ.get("SURVEYS_ALERT_ESCALATE_MINUTES", "60"))
     )
-    register_job("surveys.tick", "surveys.jobs:tick", {"trigger": "interval", "minutes": 5})
-    register_job("surveys.escalate", "surveys.jobs:escalate", {"trigger": "interval", "minutes": 5})
+    # Every minute: a check-in opens within a minute of its window (children
+    # start at 08:00 sharp) and an alert escalates within a minute of its
+    # deadline. Both jobs are set-based and idempotent, so a pass that finds
+    # nothing to do costs a few indexed queries.
+    register_job("surveys.tick", "surveys.jobs:tick", {"trigger": "interval", "minutes": 1})
+    register_job("surveys.escalate", "surveys.jobs:escalate", {"trigger": "interval", "minutes": 1})
     hooks.register_purger("wellbeing_survey", service.purge_children)
     hooks.register_disclosure_section("surveys.checkins", _l("Wellbeing check-ins"), service.disclosure_checkins)
     hooks.register_disclosure_section("surveys.family", _l("Family questionnaire"), service.disclosure_family)

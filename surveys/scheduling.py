@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 import holidays
@@ -44,8 +45,14 @@ class ScheduleError(ValueError):
 # -- the calendar ---------------------------------------------------------------
 
 
-def national_holidays(years) -> holidays.HolidayBase:
-    return holidays.country_holidays("JP", years=sorted(set(years)))
+def national_holidays(years) -> frozenset[date]:
+    """Japan's public holidays in these years (computed once per set of years)."""
+    return _national_holidays(tuple(sorted(set(years))))
+
+
+@lru_cache(maxsize=16)
+def _national_holidays(years: tuple[int, ...]) -> frozenset[date]:
+    return frozenset(holidays.country_holidays("JP", years=list(years)))
 
 
 def closed_days(session: Session, school_id: int, start: date, end: date) -> set[date]:

@@ -24,7 +24,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from consent.gate import consented_child_ids
 from consent.gate import is_consented as is_consented_child
@@ -48,8 +48,12 @@ from surveys.models import (
 )
 from surveys.scheduling import PURPOSE
 
-# Roles that may read free-text answers and alert notes (they act on them).
-FREE_TEXT_ROLES = (Role.counsellor.value, Role.social_worker.value, Role.school_lead.value)
+# Who may read a child's free-text answers: the check-in tells the child
+# "only the counsellor reads this", and that promise is kept here.
+FREE_TEXT_ROLES = (Role.counsellor.value,)
+# Who may read the notes staff write when they acknowledge a help alert
+# (the adults who act on the alert or follow the child up).
+ACK_NOTE_ROLES = (Role.teacher.value, Role.counsellor.value, Role.social_worker.value, Role.school_lead.value)
 LOW_MOOD_WINDOW = 5
 LOW_MOOD_COUNT = 3
 
@@ -334,7 +338,9 @@ def talk_request(session: Session, principal: Principal, now: datetime) -> HelpA
     """The student pressed "I want to talk to someone" outside a check-in.
 
     A child asking for help always reaches an adult, whatever the survey
-    consent: the alert holds no answers, only that the child asked.
+    consent: the alert holds no answers, only that the child asked. The
+    help-request signal screening reads is stored only with
+    ``wellbeing_survey`` consent.
     """
     if principal.role != "student":
         raise AnswerError(_l("Only a student can ask for a talk here."))
@@ -349,7 +355,8 @@ def talk_request(session: Session, principal: Principal, now: datetime) -> HelpA
     if recent is not None:
         return recent  # already asked today: the adults know; do not flood them
     alert = raise_alert(session, principal.id, None, AlertReason.talk_request, now)
-    session.add(SurveySignal(child_id=principal.id, kind=SignalKind.help_request, observed_at=now))
+    if is_consented_child(session, principal.id, PURPOSE):
+        session.add(SurveySignal(child_id=principal.id, kind=SignalKind.help_request, observed_at=now))
     session.flush()
     return alert
 
@@ -368,10 +375,22 @@ def who_to_expect(session: Session, child_id: int) -> dict:
 
 
 def alerts_for(session: Session, principal: Principal, *, include_done: bool = False, limit: int = 200) -> list[HelpAlert]:
-    q = select(HelpAlert).where(HelpAlert.child_id.in_(visible_child_ids(principal)))
+    """Help alerts about the children this principal may see, open first; audited as reads.
+
+    The child and the acknowledging staff member come in the same query, and
+    the audit rows in one statement, so the page costs the same for one alert
+    or two hundred.
+    """
+    q = (
+        select(HelpAlert)
+        .options(joinedload(HelpAlert.child), joinedload(HelpAlert.acknowledged_by))
+        .where(HelpAlert.child_id.in_(visible_child_ids(principal)))
+    )
     if not include_done:
         q = q.where(HelpAlert.acknowledged_at.is_(None))
-    return list(session.scalars(q.order_by(HelpAlert.acknowledged_at.is_not(None), HelpAlert.created_at.desc()).limit(limit)))
+    rows = list(session.scalars(q.order_by(HelpAlert.acknowledged_at.is_not(None), HelpAlert.created_at.desc()).limit(limit)))
+    audit.record_child_reads(session, principal, [a.child_id for a in rows], "surveys.alerts", purpose=PURPOSE)
+    return rows
 
 
 def acknowledge(session: Session, principal: Principal, alert_id: int, note: str, now: datetime) -> HelpAlert:
@@ -472,9 +491,9 @@ def class_today(session: Session, principal: Principal, class_id: int, now: date
     for child, no, status, score, low, help_ in rows:
         st = {AssignmentStatus.submitted: "answered", AssignmentStatus.open: "waiting", AssignmentStatus.missed: "missed"}.get(status, "none")
         out.append(TodayRow(child, no, st, score, bool(low), bool(help_), counts.get(child.id, 0)))
-    for r in out:
-        if r.status == "answered":
-            audit.record_child_read(session, principal, r.child.id, "surveys.class_today", purpose=PURPOSE)
+    audit.record_child_reads(
+        session, principal, [r.child.id for r in out if r.status == "answered"], "surveys.class_today", purpose=PURPOSE
+    )
     return out
 
 
@@ -573,25 +592,33 @@ def purge_children(session: Session, child_ids: list[int]) -> dict[str, int]:
     return counts
 
 
-def _response_row(r: SurveyResponse) -> dict:
-    return {
+def _response_row(r: SurveyResponse, *, with_free_text: bool = True) -> dict:
+    row = {
         "instrument": r.instrument_code,
         "version": r.instrument_version,
         "submitted_at": r.submitted_at.isoformat(),
         "answers": json.dumps(r.answers, ensure_ascii=False, sort_keys=True),
-        "free_text": json.dumps(free_text_of(r), ensure_ascii=False) if r.free_text else None,
+        "free_text": json.dumps(free_text_of(r), ensure_ascii=False) if r.free_text and with_free_text else None,
         "score": r.score,
         "below_threshold": r.low,
     }
+    if not with_free_text:
+        row["free_text_withheld"] = bool(r.free_text)
+    return row
 
 
 def disclosure_checkins(session: Session, child_id: int) -> list[dict]:
     """For a disclosure (開示): the child's own check-ins, help requests and the signals derived from them.
 
     No staff names: an acknowledged help request shows when, not by whom.
+    A child's written note is withheld (``free_text_withheld``): the check-in
+    promises the child that only the counsellor reads it, and the download
+    goes to the family, who may be what the child wrote about (APPI art. 33
+    (2)(i) allows withholding what could harm the person). The counsellor
+    can read it on the child's page.
     """
     rows = [
-        {"record": "answer", **_response_row(r)}
+        {"record": "answer", **_response_row(r, with_free_text=False)}
         for r in session.scalars(
             select(SurveyResponse)
             .where(SurveyResponse.child_id == child_id, SurveyResponse.respondent_kind == "student")

@@ -251,8 +251,10 @@ def today():
     class_id = request.args.get("class_id", type=int)
     chosen = next((c for c in classes if c.id == class_id), classes[0] if classes else None)
     rows = service.class_today(db.session, current_user, chosen.id, now) if chosen else []
-    db.session.commit()  # the audit rows
-    return render_template("surveys/staff_today.html", classes=classes, chosen=chosen, rows=rows, now=now)
+    # Render before committing the audit rows: a commit expires what was loaded.
+    html = render_template("surveys/staff_today.html", classes=classes, chosen=chosen, rows=rows, now=now)
+    db.session.commit()
+    return html
 
 
 @bp.route("/staff/checkins/children/<int:child_id>")
@@ -262,11 +264,12 @@ def child(child_id: int):
     data = service.child_answers(db.session, current_user, child_id, now)
     if data is None:
         abort(404)
-    db.session.commit()  # the audit row
     charts = {code: trend_chart(points, instruments.get(code), now) for code, points in data.trends.items()}
-    return render_template(
+    html = render_template(
         "surveys/staff_child.html", data=data, charts=charts, instruments=instruments, free_text_of=service.free_text_of
     )
+    db.session.commit()  # the audit row, after rendering (a commit expires what was loaded)
+    return html
 
 
 @bp.route("/staff/alerts")
@@ -274,13 +277,15 @@ def child(child_id: int):
 def alerts():
     show_all = request.args.get("all") == "1"
     rows = service.alerts_for(db.session, current_user, include_done=show_all)
-    return render_template(
+    html = render_template(
         "surveys/staff_alerts.html",
         rows=rows,
         show_all=show_all,
         form=AckForm(),
-        notes_visible=current_user.role in service.FREE_TEXT_ROLES or current_user.role == "teacher",
+        notes_visible=current_user.role in service.ACK_NOTE_ROLES,
     )
+    db.session.commit()  # the audit rows
+    return html
 
 
 @bp.route("/staff/alerts/<int:alert_id>/ack", methods=["POST"])

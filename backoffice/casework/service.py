@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import Select, and_, exists, func, insert, literal, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
 from backoffice.casework.models import (
@@ -118,7 +118,8 @@ def visible_case_ids(principal: Principal) -> Select:
 
 
 def _case(session: Session, principal: Principal, case_id: int) -> Case:
-    q = select(Case).where(Case.id == case_id, Case.id.in_(visible_case_ids(principal)))
+    q = select(Case).where(Case.id == case_id, Case.id.in_(visible_case_ids(principal))).options(
+        joinedload(Case.child), joinedload(Case.school), joinedload(Case.teacher))
     case = session.scalar(q)
     if case is None:
         raise NotFound(case_id)
@@ -410,7 +411,8 @@ def latest_assessments(session: Session, case_ids) -> dict[int, Assessment]:
 
 def latest_assessment(session: Session, case_id: int) -> Assessment | None:
     return session.scalar(
-        select(Assessment).where(Assessment.case_id == case_id).order_by(Assessment.id.desc()).limit(1)
+        select(Assessment).options(joinedload(Assessment.author))
+        .where(Assessment.case_id == case_id).order_by(Assessment.id.desc()).limit(1)
     )
 
 
@@ -436,8 +438,6 @@ def create_meeting(session: Session, actor: Principal, school_id: int, held_on: 
 
 
 def get_meeting(session: Session, actor: Principal, meeting_id: int) -> Meeting:
-    from sqlalchemy.orm import selectinload
-
     m = session.scalar(
         select(Meeting).where(Meeting.id == meeting_id).options(
             selectinload(Meeting.items).selectinload(MeetingItem.case),
@@ -589,7 +589,11 @@ PLAN_ROLES = (Role.school_lead, Role.counsellor, Role.social_worker)
 
 
 def get_plan(session: Session, case_id: int) -> SupportPlan | None:
-    return session.scalar(select(SupportPlan).where(SupportPlan.case_id == case_id))
+    """The case's plan with its goals and actions (and their owners): three queries however long the plan."""
+    return session.scalar(
+        select(SupportPlan).where(SupportPlan.case_id == case_id).options(
+            selectinload(SupportPlan.goals), selectinload(SupportPlan.actions).joinedload(PlanAction.owner))
+    )
 
 
 def save_plan(session: Session, actor: Principal, case_id: int, expected_version: int | None, data: PlanData,
@@ -781,13 +785,13 @@ def finish_referral(session: Session, actor: Principal, referral_id: int, *, rev
 
 
 def referrals_of(session: Session, case_id: int) -> list[Referral]:
-    return list(session.scalars(select(Referral).where(Referral.case_id == case_id).order_by(Referral.id)))
+    return list(session.scalars(
+        select(Referral).options(joinedload(Referral.receiver)).where(Referral.case_id == case_id).order_by(Referral.id)
+    ))
 
 
 def referrals_to(session: Session, actor: Principal) -> list[tuple[Referral, Case]]:
     """Referrals addressed to this counsellor or social worker (open first), one query."""
-    from sqlalchemy.orm import joinedload
-
     rows = session.execute(
         select(Referral, Case)
         .join(Case, Case.id == Referral.case_id)
@@ -891,7 +895,10 @@ def reopen_case(session: Session, actor: Principal, case_id: int, expected_versi
 
 
 def history(session: Session, case_id: int) -> list[CaseEvent]:
-    return list(session.scalars(select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.id)))
+    """The case's history with each actor, in one query however long it is."""
+    return list(session.scalars(
+        select(CaseEvent).options(joinedload(CaseEvent.actor)).where(CaseEvent.case_id == case_id).order_by(CaseEvent.id)
+    ))
 
 
 # -- notices ------------------------------------------------------------------------------

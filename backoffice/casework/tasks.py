@@ -101,6 +101,15 @@ def tasks_for(session: Session, principal: Principal, *, mine: bool, today: date
     ]
 
 
+def overdue_by_person(rows: list[Task]) -> list[tuple[str | None, int]]:
+    """(owner's name, overdue tasks) for a school's overdue list, most overdue first."""
+    counts: dict[tuple[int | None, str | None], int] = {}
+    for t in rows:
+        key = (t.owner_id, t.owner_name)
+        counts[key] = counts.get(key, 0) + 1
+    return [(name, n) for (_, name), n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0][1] or ""))]
+
+
 def overdue_counts_by_school(session: Session, today: date, school_ids: Select | None = None) -> dict[int, int]:
     t = task_rows().subquery("t")
     q = select(t.c.school_id, func.count()).where(t.c.due_on < today).group_by(t.c.school_id)

@@ -39,6 +39,12 @@ LEAD = ("school_lead",)
 PLANNERS = ("school_lead", "counsellor", "social_worker")
 
 
+def _me():
+    """The signed-in principal itself, not Flask-Login's proxy: a list of a thousand rows audits
+    each child, and every attribute read through the proxy looks the user up again."""
+    return current_user._get_current_object()
+
+
 def _locale() -> str:
     return str(get_locale() or "ja")
 
@@ -62,7 +68,7 @@ def _form_refused(err: CaseworkError, form, case_id: int, what: str):
     409; any other refusal marks its field and answers 400.
     """
     db.session.rollback()
-    case = service.read_case(db.session, current_user, case_id, what)
+    case = service.read_case(db.session, _me(), case_id, what)
     if isinstance(err, Conflict):
         form.version.data = case.version
         flash(str(err.message), "error")
@@ -95,7 +101,7 @@ def _fail(err: CaseworkError, case_id: int):
 @bp.route("/queue")
 @allow("teacher", "school_lead")
 def queue():
-    items, alerts = reports.queue(db.session, current_user, _locale())
+    items, alerts = reports.queue(db.session, _me(), _locale())
     return _render("casework/queue.html", items=items, alerts=alerts, form=StartFromForm())
 
 
@@ -107,9 +113,9 @@ def start():
         abort(400)
     try:
         if form.flag_id.data:
-            case = service.open_from_flag(db.session, current_user, form.flag_id.data)
+            case = service.open_from_flag(db.session, _me(), form.flag_id.data)
         else:
-            case = service.open_from_alert(db.session, current_user, form.alert_id.data)
+            case = service.open_from_alert(db.session, _me(), form.alert_id.data)
     except NotFound:
         abort(404)
     except CaseworkError as err:
@@ -127,7 +133,7 @@ def start():
 
 def _school_choice(required: bool = False) -> tuple[list[School], int | None]:
     schools = list(db.session.scalars(
-        select(School).where(School.id.in_(visible_school_ids(current_user))).order_by(School.code)))
+        select(School).where(School.id.in_(visible_school_ids(_me()))).order_by(School.code)))
     sid = request.args.get("school", type=int)
     if sid is not None and sid not in {s.id for s in schools}:
         abort(404)
@@ -143,7 +149,7 @@ def register():
     status = request.args.get("status") or None
     if status is not None and status not in labels.STATUS:
         status = None
-    rows = reports.register(db.session, current_user, school_id=sid, status=status)
+    rows = reports.register(db.session, _me(), school_id=sid, status=status)
     # A long list: labels, dates and links are worked out once, not once a row.
     return _render("casework/register.html", rows=rows, schools=schools, school_id=sid, status=status,
                            status_names={k: str(v) for k, v in labels.STATUS.items()}, short_date=_date_memo(),
@@ -173,7 +179,7 @@ def _date_memo():
 @allow(LEAD)
 def register_csv():
     _schools, sid = _school_choice()
-    rows = reports.register(db.session, current_user, school_id=sid)
+    rows = reports.register(db.session, _me(), school_id=sid)
     header, body = reports.register_csv(rows)
     db.session.commit()
     return csv_response(f"case-register-{service.tokyo_today().isoformat()}.csv", header, body)
@@ -187,21 +193,20 @@ def _case_context(case, **forms):
     plan = service.get_plan(db.session, case.id)
     referral_form = forms.pop("referral_form", None) or ReferralForm()
     _referral_choices(referral_form, case.school_id)
-    staff = service.school_staff(db.session, case.school_id)
+    referrals = service.referrals_of(db.session, case.id)
     return dict(
         case=case,
         flag_reasons=flags.describe(flag, _locale()) if flag else [],
         assessment=service.latest_assessment(db.session, case.id),
         plan=plan,
-        referrals=service.referrals_of(db.session, case.id),
+        referrals=referrals,
         events=service.history(db.session, case.id),
-        staff_names={s.id: s.name for s in staff},
         referral_form=referral_form,
         respond_form=RespondForm(),
         version_form=VersionForm(data={"version": case.version}),
         close_form=forms.pop("close_form", None) or CloseForm(data={"version": case.version}),
         continue_form=forms.pop("continue_form", None) or ContinueForm(data={"version": case.version}),
-        service_names=_service_names([r.service_id for r in service.referrals_of(db.session, case.id)]),
+        service_names=_service_names([r.service_id for r in referrals]),
         is_lead=current_user.role == Role.school_lead,
         **forms,
     )
@@ -235,7 +240,7 @@ def _referral_choices(form: ReferralForm, school_id: int) -> None:
 @allow(SCHOOL_STAFF)
 def case(case_id: int):
     try:
-        c = service.read_case(db.session, current_user, case_id)
+        c = service.read_case(db.session, _me(), case_id)
     except NotFound:
         abort(404)
     ctx = _case_context(c)
@@ -249,12 +254,15 @@ def case(case_id: int):
 @allow("teacher", "school_lead")
 def assess(case_id: int):
     try:
-        c = service.read_case(db.session, current_user, case_id, "casework.assessment")
+        c = service.read_case(db.session, _me(), case_id, "casework.assessment")
     except NotFound:
         abort(404)
     if c.status not in (CaseStatus.flagged, CaseStatus.reopened, CaseStatus.assessed):
         db.session.commit()
-        flash(_("The school has already decided on this case; an assessment can no longer be changed."), "error")
+        if c.status == CaseStatus.closed:
+            flash(_("This case is closed. Reopen it before recording an assessment."), "error")
+        else:
+            flash(_("The school has already decided on this case; an assessment can no longer be changed."), "error")
         return _back_to_case(c.id)
     form = AssessmentForm()
     if request.method == "GET":
@@ -271,7 +279,7 @@ def assess(case_id: int):
                 "notes", "review_date", "no_concern_reason")
         })
         try:
-            service.assess(db.session, current_user, c.id, form.version.data, data)
+            service.assess(db.session, _me(), c.id, form.version.data, data)
             db.session.commit()
             flash(_("The assessment was saved. The school lead can now list the case for a case meeting."), "success")
             return _back_to_case(c.id)
@@ -299,7 +307,7 @@ def _version_step(case_id: int, fn, form_cls=VersionForm, **extra):
         flash(str(errors[0]) if errors else _("Please check the form."), "error")
         return _back_to_case(case_id)
     try:
-        fn(db.session, current_user, case_id, form.version.data, **{k: form[v].data for k, v in extra.items()})
+        fn(db.session, _me(), case_id, form.version.data, **{k: form[v].data for k, v in extra.items()})
     except NotFound:
         abort(404)
     except CaseworkError as err:
@@ -340,7 +348,7 @@ def reopen(case_id: int):
 @allow(PLANNERS)
 def plan(case_id: int):
     try:
-        c = service.read_case(db.session, current_user, case_id, "casework.plan")
+        c = service.read_case(db.session, _me(), case_id, "casework.plan")
     except NotFound:
         abort(404)
     existing = service.get_plan(db.session, c.id)
@@ -368,7 +376,7 @@ def plan(case_id: int):
                      for e in form.actions if (e.form.text.data or "").strip()],
         )
         try:
-            service.save_plan(db.session, current_user, c.id, form.version.data, data)
+            service.save_plan(db.session, _me(), c.id, form.version.data, data)
             db.session.commit()
             flash(_("The support plan was saved."), "success")
             return _back_to_case(c.id)
@@ -387,7 +395,7 @@ def action_done(action_id: int):
     if not FlaskForm().validate_on_submit():
         abort(400)
     try:
-        act = service.complete_action(db.session, current_user, action_id)
+        act = service.complete_action(db.session, _me(), action_id)
     except NotFound:
         abort(404)
     except CaseworkError as err:
@@ -407,13 +415,13 @@ def action_done(action_id: int):
 def refer(case_id: int):
     form = ReferralForm()
     try:
-        c = service.read_case(db.session, current_user, case_id, "casework.referral")
+        c = service.read_case(db.session, _me(), case_id, "casework.referral")
     except NotFound:
         abort(404)
     _referral_choices(form, c.school_id)
     if form.validate_on_submit():
         try:
-            service.refer(db.session, current_user, c.id, form.target.data,
+            service.refer(db.session, _me(), c.id, form.target.data,
                           receiver_id=form.receiver_id.data or None, service_id=form.service_id.data or None,
                           reason=form.reason.data)
             db.session.commit()
@@ -423,11 +431,11 @@ def refer(case_id: int):
             abort(404)
         except service.ConsentRefused as err:
             db.session.commit()  # nothing changed but the audit row of the refusal
-            c = service.read_case(db.session, current_user, case_id, "casework.referral")
+            c = service.read_case(db.session, _me(), case_id, "casework.referral")
             _apply_error(form, err)
         except CaseworkError as err:
             db.session.rollback()
-            c = service.read_case(db.session, current_user, case_id, "casework.referral")
+            c = service.read_case(db.session, _me(), case_id, "casework.referral")
             _apply_error(form, err)
     ctx = _case_context(c, referral_form=form)
     return _render("casework/case.html", **ctx), 400
@@ -436,7 +444,7 @@ def refer(case_id: int):
 @bp.route("/referrals")
 @allow("counsellor", "social_worker")
 def referrals():
-    rows = service.referrals_to(db.session, current_user)
+    rows = service.referrals_to(db.session, _me())
     return _render("casework/referrals.html", rows=rows, form=RespondForm())
 
 
@@ -447,7 +455,7 @@ def referral_respond(referral_id: int):
     if not form.validate_on_submit():
         abort(400)
     try:
-        r = service.respond(db.session, current_user, referral_id, accept=bool(form.accept.data), note=form.note.data)
+        r = service.respond(db.session, _me(), referral_id, accept=bool(form.accept.data), note=form.note.data)
     except NotFound:
         abort(404)
     except CaseworkError as err:
@@ -464,7 +472,7 @@ def _finish(referral_id: int, revoke: bool):
     if not form.validate_on_submit():
         abort(400)
     try:
-        r = service.finish_referral(db.session, current_user, referral_id, revoke=revoke)
+        r = service.finish_referral(db.session, _me(), referral_id, revoke=revoke)
     except NotFound:
         abort(404)
     except CaseworkError as err:
@@ -502,7 +510,7 @@ def meetings():
     status = 200
     if form.validate_on_submit():
         try:
-            m = service.create_meeting(db.session, current_user, form.school_id.data, form.held_on.data)
+            m = service.create_meeting(db.session, _me(), form.school_id.data, form.held_on.data)
             db.session.commit()
             return redirect(url_for("casework.meeting", meeting_id=m.id))
         except NotFound:
@@ -513,7 +521,7 @@ def meetings():
             status = 400
     elif request.method == "POST":
         status = 400
-    rows = service.meetings_for(db.session, current_user)
+    rows = service.meetings_for(db.session, _me())
     return _render("casework/meetings.html", rows=rows, form=form), status
 
 
@@ -524,7 +532,7 @@ def _meeting_forms(m, attendees_form=None, list_form=None):
     attendees_form.attendees.choices = [SelectChoice(s.id, s.name) for s in staff]
     list_form = list_form or ListCaseForm()
     listed = {i.case_id for i in m.items}
-    ready = [c for c in service.cases_ready_for_meeting(db.session, current_user, m.school_id) if c.id not in listed]
+    ready = [c for c in service.cases_ready_for_meeting(db.session, _me(), m.school_id) if c.id not in listed]
     names = reports_child_names([c.child_id for c in ready] + [i.child_id for i in m.items])
     list_form.case_id.choices = [
         SelectChoice(c.id, f"{names.get(c.child_id, '')}（{labels.label(labels.STATUS, c.status)}）") for c in ready
@@ -554,7 +562,7 @@ def reports_child_names(child_ids) -> dict[int, str]:
 @allow(LEAD)
 def meeting(meeting_id: int):
     try:
-        m = service.get_meeting(db.session, current_user, meeting_id)
+        m = service.get_meeting(db.session, _me(), meeting_id)
     except NotFound:
         abort(404)
     status = 200
@@ -562,10 +570,10 @@ def meeting(meeting_id: int):
         attendees_form, list_form, *_rest = _meeting_forms(m, AttendeesForm(), ListCaseForm())
         try:
             if attendees_form.submit_attendees.data and attendees_form.validate_on_submit():
-                service.set_attendees(db.session, current_user, m.id, attendees_form.attendees.data or [],
+                service.set_attendees(db.session, _me(), m.id, attendees_form.attendees.data or [],
                                       attendees_form.other_attendees.data)
             elif list_form.submit_list.data and list_form.validate_on_submit():
-                service.list_case(db.session, current_user, m.id, list_form.case_id.data)
+                service.list_case(db.session, _me(), m.id, list_form.case_id.data)
             else:
                 raise CaseworkError(_("Please check the form."))
             db.session.commit()
@@ -575,11 +583,11 @@ def meeting(meeting_id: int):
             abort(404)
         except CaseworkError as err:
             db.session.rollback()
-            m = service.get_meeting(db.session, current_user, meeting_id)
+            m = service.get_meeting(db.session, _me(), meeting_id)
             flash(str(err.message), "error")
             status = 400
     attendees_form, list_form, decisions, names, latest = _meeting_forms(m)
-    service.audit_reads(db.session, current_user, [i.child_id for i in m.items], "casework.meeting")
+    service.audit_reads(db.session, _me(), [i.child_id for i in m.items], "casework.meeting")
     return _render("casework/meeting.html", meeting=m, attendees_form=attendees_form, list_form=list_form,
                            decisions=decisions, names=names, latest=latest), status
 
@@ -597,7 +605,7 @@ def decide(meeting_id: int):
         flash(str(errors[0]) if errors else _("Please check the form."), "error")
         return redirect(url_for("casework.meeting", meeting_id=meeting_id))
     try:
-        service.decide(db.session, current_user, meeting_id, case_id, form.version.data, form.decision.data,
+        service.decide(db.session, _me(), meeting_id, case_id, form.version.data, form.decision.data,
                        form.note.data, form.review_date.data)
     except NotFound:
         abort(404)
@@ -614,14 +622,15 @@ def decide(meeting_id: int):
 @allow(LEAD)
 def meeting_pdf(meeting_id: int):
     try:
-        m = service.get_meeting(db.session, current_user, meeting_id)
+        m = service.get_meeting(db.session, _me(), meeting_id)
     except NotFound:
         abort(404)
-    pdf = reports.meeting_pdf(db.session, current_user, m, _locale())
+    pdf = reports.meeting_pdf(db.session, _me(), m, _locale())
+    filename = f"case-meeting-{m.held_on.isoformat()}.pdf"
     db.session.commit()
     return pdf, 200, {
         "Content-Type": "application/pdf",
-        "Content-Disposition": f'attachment; filename="case-meeting-{m.held_on.isoformat()}.pdf"',
+        "Content-Disposition": f'attachment; filename="{filename}"',
     }
 
 
@@ -632,24 +641,25 @@ def meeting_pdf(meeting_id: int):
 @allow(SCHOOL_STAFF)
 def tasks_page():
     today = service.tokyo_today()
-    mine = tasks.tasks_for(db.session, current_user, mine=True, today=today)
-    school = tasks.tasks_for(db.session, current_user, mine=False, today=today, overdue_only=True) \
+    mine = tasks.tasks_for(db.session, _me(), mine=True, today=today)
+    school = tasks.tasks_for(db.session, _me(), mine=False, today=today, overdue_only=True) \
         if current_user.role == Role.school_lead else []
-    return _render("casework/tasks.html", mine=mine, school=school, today=today)
+    return _render("casework/tasks.html", mine=mine, school=school, by_person=tasks.overdue_by_person(school),
+                   today=today)
 
 
 @bp.route("/dashboard")
 @allow(SCHOOL_STAFF)
 def dashboard():
     schools, sid = _school_choice()
-    d = reports.dashboard(db.session, current_user, school_id=sid)
+    d = reports.dashboard(db.session, _me(), school_id=sid)
     return _render("casework/dashboard.html", d=d, schools=schools, school_id=sid)
 
 
 @bp.route("/municipality")
 @allow("coordinator")
 def municipality():
-    rows = reports.municipality(db.session, current_user)
+    rows = reports.municipality(db.session, _me())
     total = reports.Dashboard(by_status={s.value: sum(r.by_status[s.value] for r in rows) for s in CaseStatus})
     total.open_cases = sum(r.open_cases for r in rows)
     total.overdue_tasks = sum(r.overdue_tasks for r in rows)
@@ -660,7 +670,7 @@ def municipality():
 @bp.route("/municipality.csv")
 @allow("coordinator")
 def municipality_csv():
-    rows = reports.municipality(db.session, current_user)
+    rows = reports.municipality(db.session, _me())
     header, body = reports.municipality_csv(rows)
     db.session.commit()
     return csv_response(f"cases-by-school-{service.tokyo_today().isoformat()}.csv", header, body)
@@ -669,7 +679,7 @@ def municipality_csv():
 @bp.route("/notices")
 @allow(SCHOOL_STAFF)
 def notices():
-    rows = service.notices_for(db.session, current_user)
+    rows = service.notices_for(db.session, _me())
     return _render("casework/notices.html", rows=rows, form=VersionForm())
 
 
@@ -679,7 +689,7 @@ def notices_read():
     form = RespondForm()
     if not form.validate_on_submit():
         abort(400)
-    service.mark_read(db.session, current_user)
+    service.mark_read(db.session, _me())
     db.session.commit()
     return redirect(url_for("casework.notices"))
 

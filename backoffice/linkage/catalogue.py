@@ -24,9 +24,15 @@ class ColumnSpec:
     required: bool = False
     values: tuple[str, ...] = ()
     encrypted: bool = False
+    en: str = ""
 
     def as_column(self) -> Column:
         return Column(self.key, self.header, required=self.required)
+
+    def label(self, locale: str) -> str:
+        """The column's name for a page: the contract's header in Japanese,
+        the catalogue's English name in English."""
+        return self.en if self.en and not str(locale).startswith("ja") else self.header
 
 
 @dataclass(frozen=True)
@@ -90,7 +96,7 @@ def parse(data: dict) -> Catalogue:
             cols.append(ColumnSpec(
                 key=c["key"], header=c["header"], type=c.get("type", "text"), keep=keep,
                 required=bool(c.get("required", False)), values=tuple(c.get("values", ())),
-                encrypted=bool(c.get("encrypted", False)),
+                encrypted=bool(c.get("encrypted", False)), en=str(c.get("en", "")),
             ))
         spec = SourceSpec(
             key=key, name=raw["name"], department=raw["department"], purpose=raw["purpose"],

@@ -2,7 +2,9 @@
 
 1. **Numbers.** A 児童生徒番号 or 宛名番号 that names a child links only when
    the record's name and birth date agree with that child (a stale or
-   mistyped number falls through to step 2).
+   mistyped number falls through to step 2). A record that carries only
+   the number (no name, no birth date: the optional columns of attendance)
+   links by it unless its school or grade names another placement.
 2. **Fellegi-Sunter.** Candidates come from blocking (same birth date, same
    folded kanji name, same reading), so the cost grows with the number of
    records, not records × children. Each candidate pair is compared on
@@ -56,6 +58,7 @@ LINK_PROBABILITY = 0.999
 REVIEW_PROBABILITY = 0.5
 AMBIGUITY_BITS = 8.0  # best must beat the runner-up by this much to link alone
 MAX_BLOCK = 300
+RIVAL_BITS = 4.0  # another child beating a number's child by this much makes the number suspect
 
 
 @dataclass(slots=True)
@@ -77,10 +80,11 @@ class Person:
     school: str = ""  # school code, grade and class: where the child is enrolled this year
     grade: int | None = None
     klass: str = ""
+    dob_key: str = ""  # YYYYMMDD, for blocking and the one-digit-off comparison
 
-    @property
-    def dob_key(self) -> str:
-        return self.dob.strftime("%Y%m%d") if self.dob else ""
+    def __post_init__(self) -> None:
+        if self.dob and not self.dob_key:
+            self.dob_key = f"{self.dob.year:04d}{self.dob.month:02d}{self.dob.day:02d}"
 
 
 def person(*, name: str | None = "", kana: str | None = "", birth_date: date | None = None,
@@ -139,13 +143,13 @@ def _level4(a: str, b: str, close: float, partial: float) -> int | None:
     return 2 if s >= close else 1 if s >= partial else 0
 
 
-def _dob_level(a: date | None, b: date | None) -> int | None:
+def _dob_level(rec: Person, child: Person) -> int | None:
+    a, b = rec.dob, child.dob
     if a is None or b is None:
         return None
     if a == b:
         return 2
-    sa, sb = a.strftime("%Y%m%d"), b.strftime("%Y%m%d")
-    if Levenshtein.distance(sa, sb) <= 1 or (a.year == b.year and a.month == b.day and a.day == b.month):
+    if Levenshtein.distance(rec.dob_key, child.dob_key) <= 1 or (a.year == b.year and a.month == b.day and a.day == b.month):
         return 1
     return 0
 
@@ -158,7 +162,7 @@ def compare(rec: Person, child: Person) -> dict[str, int | None]:
     return {
         "kanji": _level4(rec.kanji, child.kanji, 0.74, 0.5),
         "reading": reading,
-        "dob": _dob_level(rec.dob, child.dob),
+        "dob": _dob_level(rec, child),
         "sex": None if not rec.sex or not child.sex else int(rec.sex == child.sex),
         "address": None if not rec.address or not child.address else (
             2 if rec.address == child.address else 1 if _sim(rec.address, child.address) >= 0.8 else 0),
@@ -174,25 +178,33 @@ def placement_agrees(rec: Person, child: Person) -> bool:
 
 
 def given_name_agrees(rec: Person, child: Person) -> bool:
-    """False when the given name differs in every script the record has
-    (a sibling or twin of the child, not the child)."""
-    checks: list[bool] = []
+    """False for a sibling or twin of the child, not the child: the given
+    name agrees exactly in no script, and clearly differs in at least one
+    (花子/ハナコ against 桃子/モモコ shares 子, but not the reading).
+
+    Each script the record has (kanji, reading) gives a similarity of the
+    given names, or of the whole names when the record has no separator and
+    the family name cannot be cut off."""
+    checks: list[tuple[float, float]] = []  # (similarity, least similarity that agrees)
     if rec.kanji and child.kanji and child.family_kanji:
         given = rec.given_kanji or (rec.kanji[len(child.family_kanji):] if rec.kanji.startswith(child.family_kanji) else "")
-        if given:
-            checks.append(_sim(given, child.given_kanji) >= 0.5)
-        else:
-            checks.append(_sim(rec.kanji, child.kanji) >= 0.6)
+        checks.append((_sim(given, child.given_kanji), 0.5) if given else (_sim(rec.kanji, child.kanji), 0.6))
     if rec.reading and child.reading and child.family_reading:
         r = rec.reading
         given = rec.given_reading or (r[len(child.family_reading):] if r.startswith(child.family_reading) else "")
         alt = rec.family_reading if rec.reading_swapped else ""  # "Hanako Takahashi"
         if given:
-            ok = _sim(given, child.given_reading) >= 0.5 or (bool(alt) and _sim(alt, child.given_reading) >= 0.5)
-            checks.append(ok)
+            sim = _sim(given, child.given_reading)
+            if alt:
+                sim = max(sim, _sim(alt, child.given_reading))
+            checks.append((sim, 0.5))
         else:
-            checks.append(_sim(r, child.reading) >= 0.6)
-    return not checks or any(checks)
+            checks.append((_sim(r, child.reading), 0.6))
+    if not checks:
+        return True
+    if any(sim >= 1.0 for sim, _ in checks):
+        return True
+    return all(sim >= least for sim, least in checks)
 
 
 # -- parameters -----------------------------------------------------------------
@@ -236,16 +248,22 @@ def estimate_u(records: Sequence[Person], children: Sequence[Person], *, samples
     return _frequencies(pairs, DEFAULT_U, 500.0)
 
 
-def estimate_m_em(pair_levels: list[dict[str, int | None]], u: dict[str, list[float]], *, iterations: int = 15) -> dict[str, list[float]]:
-    """m by expectation-maximisation over candidate pairs, with u held fixed."""
-    m = {k: list(v) for k, v in DEFAULT_M.items()}
-    lam = 0.3
+def estimate_m_em(pair_levels: list[dict[str, int | None]], u: dict[str, list[float]], *,
+                  fields: Sequence[str] = FIELDS, start: dict[str, list[float]] | None = None,
+                  match_share: float = 0.3, iterations: int = 15) -> dict[str, list[float]]:
+    """m by expectation-maximisation over candidate pairs, with u held fixed.
+
+    Only ``fields`` take part (and are re-estimated); the others keep their
+    value from ``start``. ``match_share`` is the starting share of true
+    matches among the pairs."""
+    m = {k: list(v) for k, v in (start or DEFAULT_M).items()}
+    lam = min(max(match_share, 1e-4), 0.99)
     for _ in range(iterations):
-        num = {f: [0.1] * LEVELS[f] for f in FIELDS}
+        num = {f: [0.1] * LEVELS[f] for f in fields}
         total_p = 0.0
         for lv in pair_levels:
             lm = lu = 0.0
-            for f in FIELDS:
+            for f in fields:
                 v = lv[f]
                 if v is not None:
                     lm += math.log(m[f][v])
@@ -254,11 +272,12 @@ def estimate_m_em(pair_levels: list[dict[str, int | None]], u: dict[str, list[fl
             b = (1 - lam) * math.exp(lu)
             p = a / (a + b) if a + b > 0 else 0.0
             total_p += p
-            for f in FIELDS:
+            for f in fields:
                 v = lv[f]
                 if v is not None:
                     num[f][v] += p
-        m = {f: [c / sum(cs) for c in cs] for f, cs in num.items()}
+        for f in fields:
+            m[f] = [c / sum(num[f]) for c in num[f]]
         lam = min(max(total_p / max(len(pair_levels), 1), 1e-4), 0.99)
     return m
 
@@ -355,16 +374,41 @@ class Matcher:
         return Candidate(child_id, w, p, levels, child_id in self.index.consented, given_name_agrees(rec, child),
                          placement_agrees(rec, child))
 
-    def id_verified(self, c: Candidate) -> bool:
+    def id_verified(self, c: Candidate, rec: Person | None = None) -> bool:
         lv = c.levels
+        if rec is not None and not rec.kanji and not rec.reading and rec.dob is None:
+            # Only the number (attendance without the optional name): nothing
+            # contradicts it, unless the record names another school or grade.
+            return c.placed or (not rec.school and rec.grade is None)
         name_ok = (lv["kanji"] or 0) >= 2 or (lv["reading"] or 0) >= 2 or (lv["kanji"] is None and lv["reading"] is None)
         if lv["dob"] is None:
+            if c.placed:
+                # The number and this year's school, grade and class agree: a
+                # typo in the name (富田晴 → 富二晴) does not undo that, a
+                # different given name does (and a twin in the same class is
+                # caught by _better_rival).
+                partly = (lv["kanji"] or 0) >= 1 or (lv["reading"] or 0) >= 1
+                return c.given_ok and (partly or (lv["kanji"] is None and lv["reading"] is None))
             return name_ok and c.given_ok and ((lv["kanji"] or 0) == 3 or (lv["reading"] or 0) == 3
-                                                or c.probability >= self.review_p or c.placed)
+                                                or c.probability >= self.review_p)
         if lv["dob"] == 2:
             return name_ok and c.given_ok
         if lv["dob"] == 1:
             return ((lv["kanji"] or 0) == 3 or (lv["reading"] or 0) == 3) and c.given_ok
+        return False
+
+    def _better_rival(self, rec: Person, c: Candidate) -> bool:
+        """Another child fits the record clearly better than the child its
+        number names (a twin's number typed on the other twin's row, where
+        only the kanji, 花子/桃子, could tell them apart). Only asked when
+        the name is not exact in any script, so it costs little."""
+        if (c.levels["kanji"] or 0) == 3 or (c.levels["reading"] or 0) == 3:
+            return False
+        for cid in self.index.block(rec):
+            if cid != c.child_id:
+                other = self.score(rec, cid)
+                if other.given_ok and other.weight > c.weight + RIVAL_BITS:
+                    return True
         return False
 
     def match(self, rec: Person) -> Outcome:
@@ -378,7 +422,7 @@ class Matcher:
                 stale = True
                 continue
             c = self.score(rec, cid)
-            if self.id_verified(c):
+            if self.id_verified(c, rec) and not self._better_rival(rec, c):
                 if not c.consented:
                     return Outcome("drop", reason="not_consented")
                 return Outcome("link", method, cid, c.probability, candidates=[c])
@@ -415,12 +459,28 @@ def fit(records: Sequence[Person], index: ChildIndex, *, min_id_pairs: int = 30)
         params.m_from = "id_pairs"
         params.pairs_used = len(id_levels)
         return params
-    pair_levels = []
+    # No numbers: EM in two sessions, as Splink trains. Among pairs with the
+    # same birth date, names tell matches apart (m of the name fields and
+    # sex); among pairs with the same name, birth date and address do. One
+    # session over all candidate pairs would take two namesakes for a match,
+    # since kanji and reading agree together (they are not independent).
+    same_dob, same_name = [], []
     for rec in records[:20000]:
-        for cid in index.block(rec):
-            pair_levels.append(compare(rec, index.children[cid]))
-    if len(pair_levels) >= min_id_pairs:
-        params.m = estimate_m_em(pair_levels, params.u)
+        for key, out in (("d" + rec.dob_key if rec.dob else "", same_dob),
+                         ("k" + rec.kanji if rec.kanji else "", same_name),
+                         ("r" + rec.reading if rec.reading and not rec.kanji else "", same_name)):
+            ids = index.blocks.get(key) if key else None
+            if ids and len(ids) <= MAX_BLOCK:
+                out.extend(compare(rec, index.children[cid]) for cid in ids)
+    m = params.m
+    fitted = False
+    for pairs, fields in ((same_dob, ("kanji", "reading", "sex")), (same_name, ("dob", "address"))):
+        if len(pairs) >= min_id_pairs:
+            m = estimate_m_em(pairs, params.u, fields=fields, start=m,
+                              match_share=min(0.5, len(records) / len(pairs)))
+            fitted = True
+    if fitted:
+        params.m = m
         params.m_from = "em"
-        params.pairs_used = len(pair_levels)
+        params.pairs_used = len(same_dob) + len(same_name)
     return params

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.crypto import EncryptedText
 from portal.orm import Base, UTCDateTime, utcnow
+from portal.people.models import Staff
 
 
 class ImportBatch(Base):
@@ -29,6 +30,9 @@ class ImportBatch(Base):
     counts: Mapped[dict] = mapped_column(JSON, default=dict)
     rolled_back_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     rolled_back_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+
+    actor: Mapped[Staff | None] = relationship(foreign_keys=[actor_id], lazy="raise")
+    rolled_back_actor: Mapped[Staff | None] = relationship(foreign_keys=[rolled_back_by], lazy="raise")
 
     @property
     def name(self) -> str:

@@ -20,17 +20,22 @@ from jntajis import MJShrinkSchemeCombo, mj_shrink_candidates
 
 _SPACES = re.compile(r"[\s\u3000]+")
 _DASHES = "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u30fc\uff0d\u2500\u2501\ufe63\uff70"
+_TO_HYPHEN = str.maketrans({d: "-" for d in _DASHES})
 
 
+@lru_cache(maxsize=262144)
 def nfkc(text: str | None) -> str:
-    """NFKC with surrounding spaces removed and inner runs collapsed to one."""
+    """NFKC with surrounding spaces removed and inner runs collapsed to one.
+
+    (Cached, like the other pure functions here: a file repeats the same
+    family names, addresses and codes on many rows.)"""
     if not text:
         return ""
     return _SPACES.sub(" ", unicodedata.normalize("NFKC", text)).strip()
 
 
 def no_spaces(text: str) -> str:
-    return _SPACES.sub("", text)
+    return "".join(text.split())  # every Unicode space, the full-width one included
 
 
 # -- variant kanji (異体字) -------------------------------------------------------
@@ -63,7 +68,8 @@ _IVS = re.compile("[\U000e0100-\U000e01ef\ufe00-\ufe0f]")
 def register_variants(pairs: dict[str, str]) -> None:
     """Add variant → standard pairs to the folding table."""
     VARIANTS.update(pairs)
-    _fold_char.cache_clear()
+    for fn in (_fold_char, fold_variants, name_kanji, address):
+        fn.cache_clear()
 
 
 @lru_cache(maxsize=65536)
@@ -90,6 +96,7 @@ def _fold_once(ch: str) -> str:
     return VARIANTS.get(folded, folded)
 
 
+@lru_cache(maxsize=262144)
 def fold_variants(text: str) -> str:
     """Fold variant kanji to their common form (髙→高, 邉→辺, 齊→斎 …)."""
     text = _IVS.sub("", text)
@@ -136,6 +143,7 @@ def is_kana_or_latin(text: str) -> bool:
     )
 
 
+@lru_cache(maxsize=262144)
 def name_kanji(text: str | None) -> str:
     """The written name as compared: NFKC, no spaces, variant kanji folded.
     Empty when the name is written in kana or romaji only (then it is a
@@ -182,15 +190,12 @@ _COMPACT_RE = re.compile(r"^(\d{4})(\d{2})(\d{2})?$")
 
 
 def _date_text(text: str | None) -> str:
-    t = nfkc(text)
-    for d in _DASHES:
-        t = t.replace(d, "-")
-    return t.upper().replace("(", "").replace(")", "")
+    return nfkc(text).translate(_TO_HYPHEN).upper().replace("(", "").replace(")", "")
 
 
 def _build(year: int, month: int, day: int | None) -> date | None:
     try:
-        return date(year, month, day or 1)
+        return date(year, month, 1 if day is None else day)
     except ValueError:
         return None
 
@@ -253,12 +258,16 @@ def sex_code(text: str | None) -> str | None:
     return _SEX.get(nfkc(text).upper())
 
 
+_NO_DASHES = str.maketrans("", "", _DASHES + "-")
+
+
 def id_number(text: str | None) -> str:
     """A 児童生徒番号 / 宛名番号: half-width, no spaces or hyphens, upper case."""
-    t = no_spaces(nfkc(text)).upper()
-    for d in _DASHES + "-":
-        t = t.replace(d, "")
-    return t
+    if not text:
+        return ""
+    if text.isascii() and text.isalnum():  # the usual case, without NFKC
+        return text.upper()
+    return no_spaces(nfkc(text)).upper().translate(_NO_DASHES)
 
 
 def integer(text: str | None) -> int | None:
@@ -300,6 +309,7 @@ def _kansuji_to_int(s: str) -> str:
     return str(value)
 
 
+@lru_cache(maxsize=262144)
 def address(text: str | None) -> str:
     """Address for comparison: NFKC, no spaces, variant kanji folded, kanji
     numerals before 丁目/番地/番/号 as digits, 丁目/番地/番/号 as hyphens
@@ -307,9 +317,7 @@ def address(text: str | None) -> str:
     t = nfkc(text)
     if not t:
         return ""
-    t = no_spaces(t)
-    for d in _DASHES:
-        t = t.replace(d, "-")
+    t = no_spaces(t).translate(_TO_HYPHEN)
     t = _KANSUJI_NUM.sub(lambda m: _kansuji_to_int(m.group(1)), t)
     t = _CHOME.sub(lambda m: m.group(1) + "-", t)
     t = re.sub(r"-+", "-", t).rstrip("-")

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, selectinload
 from backoffice.linkage.catalogue import load
 from backoffice.linkage.models import ImportBatch, LinkDecision, LinkedRecord, ReviewItem
 from portal.audit.service import record as audit
-from portal.audit.service import record_child_read
+from portal.audit.service import record_child_read, record_child_reads
 from portal.auth.access import visible_child_ids
 from portal.auth.principal import Principal
 from portal.orm import utcnow
@@ -49,13 +49,9 @@ def review_detail(session: Session, actor: Principal, item_id: int) -> dict | No
     fields = json.loads(item.match_fields or "{}")
     children = {c.id: c for c in session.scalars(
         select(Child).where(Child.id.in_([c.child_id for c in item.candidates])))}
-    rows = []
-    for cand in item.candidates:
-        child = children.get(cand.child_id)
-        if child is None:
-            continue
-        record_child_read(session, actor, child.id, "linkage.review", purpose=PURPOSE)
-        rows.append({"candidate": cand, "child": child})
+    rows = [{"candidate": cand, "child": children[cand.child_id]} for cand in item.candidates
+            if cand.child_id in children]
+    record_child_reads(session, actor, [r["child"].id for r in rows], "linkage.review", purpose=PURPOSE)
     spec = load().source(item.source)
     return {"item": item, "fields": fields, "candidates": rows, "spec": spec}
 
@@ -100,9 +96,12 @@ def decide(session: Session, actor: Principal, item_id: int, decision: str, chil
     return None
 
 
-def child_records(session: Session, actor: Principal, child: Child) -> dict[str, list[LinkedRecord]]:
+def child_records(session: Session, actor: Principal, child: Child) -> dict[str, list[dict]]:
     """A child's linked records by source, newest first, through the gate and
-    the principal's scope; writes the audit row. Empty without consent."""
+    the principal's scope; writes the audit row. Empty without consent.
+
+    Plain values (``record_date``, ``data``, ``method``, ``source``), read in
+    one query, so the page costs the same whatever the number of records."""
     from consent.gate import consented_child_ids
 
     allowed = select(Child.id).where(
@@ -113,14 +112,25 @@ def child_records(session: Session, actor: Principal, child: Child) -> dict[str,
     record_child_read(session, actor, child.id, "linkage.child_records", purpose=PURPOSE)
     if session.scalar(allowed) is None:
         return {}
-    out: dict[str, list[LinkedRecord]] = defaultdict(list)
-    for r in session.scalars(
-        select(LinkedRecord).where(LinkedRecord.child_id == child.id, LinkedRecord.status == "linked")
+    out: dict[str, list[dict]] = defaultdict(list)
+    for r in session.execute(
+        select(LinkedRecord.source, LinkedRecord.record_date, LinkedRecord.data, LinkedRecord.method)
+        .where(LinkedRecord.child_id == child.id, LinkedRecord.status == "linked")
         .order_by(LinkedRecord.source, LinkedRecord.record_date.desc(), LinkedRecord.id.desc())
     ):
-        out[r.source].append(r)
+        out[r.source].append({"source": r.source, "record_date": r.record_date, "data": dict(r.data or {}),
+                              "method": r.method})
     return dict(out)
 
 
 def history(session: Session, *, limit: int = 50) -> list[ImportBatch]:
-    return list(session.scalars(select(ImportBatch).order_by(ImportBatch.id.desc()).limit(limit)))
+    """The latest imports with who made them (one query for the batches, one for the staff)."""
+    return list(session.scalars(
+        select(ImportBatch).options(selectinload(ImportBatch.actor), selectinload(ImportBatch.rolled_back_actor))
+        .order_by(ImportBatch.id.desc()).limit(limit)))
+
+
+def batch_detail(session: Session, batch_id: int) -> ImportBatch | None:
+    return session.scalar(
+        select(ImportBatch).options(selectinload(ImportBatch.actor), selectinload(ImportBatch.rolled_back_actor))
+        .where(ImportBatch.id == batch_id))

@@ -39,8 +39,11 @@ def imports():
     form = UploadForm()
     if form.validate_on_submit():
         limit = current_app.config.get("LINKAGE_MAX_UPLOAD_BYTES", DEFAULT_MAX_BYTES)
-        data = form.file.data.stream.read(limit + 1)  # never more than the limit in memory
         try:
+            # The upload is spooled to disk by Werkzeug: its size is known
+            # before a byte of it is read into memory.
+            importer.refuse_if_too_large(importer.stream_size(form.file.data.stream), limit)
+            data = form.file.data.stream.read(limit + 1)  # never more than the limit in memory
             preview = importer.preview(form.source.data, data, form.file.data.filename, max_bytes=limit)
         except TabularError as exc:
             form.file.errors.append(str(exc))
@@ -105,9 +108,10 @@ def job_status(job_id: int):
 @bp.route("/batches/<int:batch_id>")
 @allow(STEWARD)
 def batch(batch_id: int):
-    b = db.session.get(ImportBatch, batch_id) or abort(404)
+    b = service.batch_detail(db.session, batch_id) or abort(404)
     return render_template("linkage/batch.html", batch=b, report=importer.Report.from_batch(b),
                            row_errors=importer.ROW_ERRORS, reasons=importer.DROP_REASONS,
+                           methods=importer.METHODS, roster_counts=importer.ROSTER_COUNTS,
                            spec=load().source(b.source), locale=str(get_locale()), form=ActionForm())
 
 
@@ -163,4 +167,5 @@ def child_records(child_id: int):
     records = service.child_records(db.session, current_user, child)
     db.session.commit()
     return render_template("linkage/child.html", child=child, records=records, catalogue=load(),
+                           methods=importer.METHODS,
                            locale=str(get_locale()))

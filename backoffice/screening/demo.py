@@ -54,27 +54,67 @@ def _records(session: Session, rng: random.Random, child_ids: list[int], today: 
     session.flush()
 
 
+MANUAL_REASONS = [
+    "朝食をとらずに登校する日が続いている（デモ）",
+    "友人関係のトラブルを本人から聞いた（デモ）",
+    "保護者と連絡がとりにくくなっている（デモ）",
+    "服装や持ち物の様子が気になる（デモ）",
+]
+
+
+def _one_row(features: dict):
+    """A one-child indicator table from a decision's features (the rules are evaluated on it)."""
+    import numpy as np
+
+    from backoffice.screening.indicators import CODES, INDICATORS, LINKAGE, SURVEYS, IndicatorTable
+
+    t = IndicatorTable(child_ids=np.array([0], dtype=np.int64))
+    for c in CODES:
+        kind = INDICATORS[c].type
+        t.columns[c] = np.array([features.get(c) or 0], dtype=bool if kind == "bool" else float)
+    t.covered = {LINKAGE: np.ones(1, dtype=bool), SURVEYS: np.ones(1, dtype=bool)}
+    return t
+
+
 def _past_decisions(session: Session, rng: random.Random, rs, child_ids: list[int], deciders: dict[int, int]) -> None:
-    """Resolved flags with outcomes: the history the evaluation and the model learn from."""
+    """Resolved flags with outcomes: the history the evaluation and the model learn from.
+
+    Each synthetic decision becomes the flag the active rules would have raised
+    on its indicator values, with the facts that fired it; a decision no rule
+    explains becomes a flag a teacher raised by hand.
+    """
     from backoffice.screening import model as ml
+    from backoffice.screening import rules as rl
+    from backoffice.screening.indicators import LINKAGE, SURVEYS
     from backoffice.screening.models import Flag, FlagSource, FlagStatus, Outcome, Resolution
 
-    table = ml.synthetic_decisions(min(240, 2 * len(child_ids)), seed=7)
+    table = ml.synthetic_decisions(min(480, 2 * len(child_ids)), seed=7)
     now = utcnow()
-    rule_for = ["long_absence", "absence_recent", "help_requested", "mood_and_background", "health_and_fees"]
     for d in table:
         cid = rng.choice(child_ids)
         raised = now - timedelta(days=rng.randrange(30, 300))
-        code = rule_for[0] if d.features.get("absence_30_days") else rng.choice(rule_for[1:])
-        session.add(Flag(
-            child_id=cid, source=FlagSource.rule, rule_set_version_id=rs.id, rule_code=code,
-            reason_key=f"rule:{code}", reasons=[], features={k: v for k, v in d.features.items()},
-            needs_linkage=True, status=FlagStatus.resolved, urgency=int(d.rule_score), created_at=raised,
-            last_seen_at=raised, facts_cleared_at=raised + timedelta(days=60),
-            resolved_at=raised + timedelta(days=rng.randrange(1, 21)), resolution=Resolution.school_decided,
-            outcome=Outcome.confirmed if d.confirmed else Outcome.not_needed,
+        one = _one_row(d.features)
+        fired = [r for r in rs.rules if bool(rl.rule_mask(r, one)[0])]
+        common = dict(
+            child_id=cid, features=one.row(0), status=FlagStatus.resolved, created_at=raised, last_seen_at=raised,
+            facts_cleared_at=raised + timedelta(days=60), resolved_at=raised + timedelta(days=rng.randrange(1, 21)),
+            resolution=Resolution.school_decided, outcome=Outcome.confirmed if d.confirmed else Outcome.not_needed,
             resolved_by_staff_id=deciders.get(cid),
-        ))
+        )
+        if fired:
+            rule = max(fired, key=lambda r: (r["urgency"], rng.random()))
+            purposes = rl.purposes_of(rule)
+            session.add(Flag(
+                source=FlagSource.rule, rule_set_version_id=rs.id, rule_code=rule["code"],
+                reason_key=f"rule:{rule['code']}", reasons=rl.facts_for(rule, one, 0), urgency=rule["urgency"],
+                needs_linkage=LINKAGE in purposes, needs_survey=SURVEYS in purposes, **common,
+            ))
+        else:
+            session.add(Flag(
+                source=FlagSource.manual, reason_key=f"manual:demo-{rng.getrandbits(64):016x}",
+                reasons=[{"indicator": "manual", "fact": True, "params": {}}], manual_text=rng.choice(MANUAL_REASONS),
+                urgency=rng.choice([1, 2, 2, 3]), raised_by_staff_id=deciders.get(cid), **common,
+            ))
     session.flush()
 
 
@@ -109,3 +149,8 @@ def load(session: Session, ctx) -> None:
     if m is not None and m.beats_baselines:
         ml.switch(session, SYSTEM, m.id, True)
     service.run_screening(session, SYSTEM, trigger="demo", as_of=today)
+    # and one flag the demo teacher raised by hand, so the queue shows both kinds
+    teacher = ctx.staff.get("teacher")
+    mine = [cid for cid, tid in deciders.items() if teacher is not None and tid == teacher.id and cid in set(consented)]
+    if mine:
+        service.raise_manual_flag(session, principal_for(teacher), mine[0], MANUAL_REASONS[0], urgency=2)

@@ -215,16 +215,18 @@ def compute(session: Session, as_of: date | None = None, child_ids=None) -> Indi
     from consent.gate import consented_child_ids
 
     as_of = as_of or date.today()
-    linkage_gate = consented_child_ids(LINKAGE)
-    survey_gate = consented_child_ids(SURVEYS)
 
-    def narrow(q, col):
-        if child_ids is not None:
-            q = q.where(col.in_(child_ids))
-        return q
+    def gate(purpose: str):
+        """The consent gate for a purpose, narrowed to ``child_ids`` when given."""
+        if child_ids is None:
+            return consented_child_ids(purpose)
+        if isinstance(child_ids, list | tuple | set | frozenset):
+            return consented_child_ids(purpose, only_child_ids=[int(c) for c in child_ids])
+        q = consented_child_ids(purpose)
+        return q.where(q.selected_columns[0].in_(child_ids))
 
-    linked_ids = [r for r in session.scalars(narrow(linkage_gate, linkage_gate.selected_columns[0]))]
-    survey_ids = [r for r in session.scalars(narrow(survey_gate, survey_gate.selected_columns[0]))]
+    linked_ids = list(session.scalars(gate(LINKAGE)))
+    survey_ids = list(session.scalars(gate(SURVEYS)))
     everyone = np.array(sorted(set(linked_ids) | set(survey_ids)), dtype=np.int64)
     table = IndicatorTable(child_ids=everyone)
     n = len(everyone)
@@ -236,7 +238,7 @@ def compute(session: Session, as_of: date | None = None, child_ids=None) -> Indi
     if n == 0:
         return table
 
-    gate_l = narrow(consented_child_ids(LINKAGE), R.child_id).subquery()
+    gate_l = gate(LINKAGE).subquery()
     in_linkage = R.child_id.in_(select(gate_l.c.child_id))
     linked = and_(R.status == "linked", in_linkage)
 
@@ -343,7 +345,7 @@ def compute(session: Session, as_of: date | None = None, child_ids=None) -> Indi
     from surveys.models import SignalKind
     from surveys.models import SurveySignal as S
 
-    gate_s = narrow(consented_child_ids(SURVEYS), S.child_id).subquery()
+    gate_s = gate(SURVEYS).subquery()
     end = _utc(as_of + timedelta(days=1))
     windows = {
         "low_mood": (SignalKind.low_mood_streak, 30),

@@ -160,20 +160,83 @@ def _calibration(y: np.ndarray, p: np.ndarray, bins: int = 5) -> list[dict]:
     return out
 
 
+def _wilson(hits: int, n: int) -> tuple[float | None, float | None]:
+    """95 % Wilson interval of a proportion (precision at k has few decisions per group)."""
+    from scipy.stats import binomtest
+
+    if n == 0:
+        return None, None
+    ci = binomtest(int(hits), int(n)).proportion_ci(confidence_level=0.95, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
 def _groups(y, p, labels, k_share: float) -> list[dict]:
+    """The card's metrics for each group: AUC and precision at k with 95 % intervals, calibration in the large."""
     rows = []
-    for value in sorted({v for v in labels if v is not None}, key=str):
+    for value in sorted({v for v in labels if v is not None}, key=lambda v: (len(str(v)), str(v))):
         m = np.array([v == value for v in labels])
         yy, pp = y[m], p[m]
         k = max(1, int(round(len(yy) * k_share)))
         auc = _auc(yy, pp)
         lo, hi = _bootstrap(yy, pp, _auc) if auc is not None else (None, None)
+        top = np.argsort(-pp, kind="stable")[:k]
+        p_lo, p_hi = _wilson(int(yy[top].sum()), len(top))
         rows.append({
             "group": str(value), "n": int(m.sum()), "confirmed": round(float(yy.mean()), 3),
+            "predicted": round(float(pp.mean()), 3),
             "auc": _r(auc), "auc_low": _r(lo), "auc_high": _r(hi),
-            "precision_at_k": _r(_precision_at_k(yy, pp, k)),
+            "precision_at_k": _r(_precision_at_k(yy, pp, k)), "precision_at_k_low": _r(p_lo),
+            "precision_at_k_high": _r(p_hi),
         })
     return rows
+
+
+def _share(num: np.ndarray, den: np.ndarray) -> float:
+    den_n = int(den.sum())
+    return float((num & den).sum() / den_n) if den_n else float("nan")
+
+
+def _recall(y_true, y_pred) -> float:
+    """Of the confirmed children, the share the model put in the top k (NaN for a group with none)."""
+    y_true, y_pred = np.asarray(y_true, dtype=bool), np.asarray(y_pred, dtype=bool)
+    return _share(y_pred, y_true)
+
+
+def _precision(y_true, y_pred) -> float:
+    """Of the children in the top k, the share confirmed (NaN for a group with none at the top)."""
+    y_true, y_pred = np.asarray(y_true, dtype=bool), np.asarray(y_pred, dtype=bool)
+    return _share(y_true, y_pred)
+
+
+def _fairness(y: np.ndarray, p: np.ndarray, labels: list, k: int) -> dict:
+    """Group disparities at the queue's cut (the top ``k`` of all held-out children), with fairlearn.
+
+    ``selection_rate``: the share of a group the model puts at the top;
+    ``recall``: of a group's confirmed children, the share at the top;
+    ``precision``: of a group's children at the top, the share confirmed.
+    ``difference`` is the largest gap between two groups (0 = equal).
+    """
+    from fairlearn.metrics import MetricFrame, selection_rate
+
+    keep = np.array([v is not None for v in labels], dtype=bool)
+    if keep.sum() == 0:
+        return {"by_group": {}, "difference": {}}
+    cut = np.zeros(len(y), dtype=int)
+    cut[np.argsort(-p, kind="stable")[:k]] = 1
+    mf = MetricFrame(
+        metrics={"selection_rate": selection_rate, "recall": _recall, "precision": _precision},
+        y_true=y[keep], y_pred=cut[keep],
+        sensitive_features=np.array([str(v) for v, kk in zip(labels, keep, strict=True) if kk]),
+    )
+    by = {
+        str(g): {m: (None if np.isnan(v) else round(float(v), 3)) for m, v in row.items()}
+        for g, row in mf.by_group.to_dict(orient="index").items()
+    }
+    diff = {}
+    for m in ("selection_rate", "recall", "precision"):
+        vals = [row[m] for row in by.values() if row[m] is not None]
+        diff[m] = round(max(vals) - min(vals), 3) if len(vals) >= 2 else None
+    return {"by_group": by, "difference": diff}
 
 
 def _r(v, n=3):
@@ -236,6 +299,8 @@ def train(
         school_rate.setdefault(decisions[i].school_id, []).append(y[i])
     overall = float(y[tr].mean())
     school_te = np.array([float(np.mean(school_rate.get(decisions[i].school_id, [overall]))) for i in te])
+    # schools appear in the card under pseudonyms only (S1, S2 … in id order): analysts read it
+    school_alias = {sid: f"S{n}" for n, sid in enumerate(sorted({d.school_id for d in decisions if d.school_id is not None}), 1)}
     k_share = 0.2
     k = max(1, int(round(len(te) * k_share)))
     auc_model, auc_rules, auc_school = _auc(y_te, p_te), _auc(y_te, rule_te), _auc(y_te, school_te)
@@ -255,7 +320,15 @@ def train(
         "calibration": _calibration(y_te, p_te),
         "by_sex": _groups(y_te, p_te, [decisions[i].sex for i in te], k_share),
         "by_grade": _groups(y_te, p_te, [decisions[i].grade for i in te], k_share),
-        "by_school": _groups(y_te, p_te, [decisions[i].school_id for i in te], k_share),
+        "by_school": _groups(y_te, p_te, [school_alias.get(decisions[i].school_id) for i in te], k_share),
+        "fairness": {
+            dim: _fairness(y_te, p_te, labels, k)
+            for dim, labels in (
+                ("by_sex", [decisions[i].sex for i in te]),
+                ("by_grade", [decisions[i].grade for i in te]),
+                ("by_school", [school_alias.get(decisions[i].school_id) for i in te]),
+            )
+        },
         "weights": sorted(
             ({"indicator": c, "weight": _r(w)} for c, w in zip(codes, params["coef"], strict=True)),
             key=lambda r: -abs(r["weight"]),

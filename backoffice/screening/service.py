@@ -26,7 +26,7 @@ from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import Select, and_, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from backoffice.screening.indicators import INDICATORS, LINKAGE, SURVEYS, format_value
 from backoffice.screening.models import Flag, FlagSource, FlagStatus, Outcome, Resolution
@@ -48,6 +48,10 @@ class ScreeningError(ValueError):
 
     def __str__(self) -> str:
         return str(self.message) % self.params
+
+
+class FlagNotFound(ScreeningError):
+    """The flag does not exist or is outside the principal's scope (a page answers 404)."""
 
 
 # -- the gate for flags ---------------------------------------------------------
@@ -92,7 +96,7 @@ def open_flags_query(principal: Principal) -> Select:
 def _flag_for(session: Session, actor: Principal, flag_id: int) -> Flag:
     flag = session.get(Flag, flag_id)
     if flag is None or (actor.role != "system" and not can_see_child(session, actor, flag.child_id)):
-        raise ScreeningError(_l("This flag does not exist or is not yours to see."))
+        raise FlagNotFound(_l("This flag does not exist or is not yours to see."))
     return flag
 
 
@@ -103,7 +107,11 @@ def flags_for_child(session: Session, principal: Principal, child_id: int, *, in
     q = select(Flag).where(Flag.child_id == child_id, flag_gate_clause())
     if not include_resolved:
         q = q.where(Flag.status == FlagStatus.open)
-    rows = list(session.scalars(q.order_by(Flag.status, Flag.urgency.desc(), Flag.created_at.desc())))
+    rows = list(
+        session.scalars(
+            q.options(selectinload(Flag.rule_set)).order_by(Flag.status, Flag.urgency.desc(), Flag.created_at.desc())
+        )
+    )
     audit.record_child_read(session, principal, child_id, "screening.flags", purpose="screening")
     return rows
 
@@ -125,10 +133,16 @@ def raise_manual_flag(session: Session, actor: Principal, child_id: int, reason_
         raise ScreeningError(
             _l("This child's family has not consented to screening, so no flag can be kept. Talk to the school lead directly.")
         )
+    from backoffice.screening import indicators
+
+    # the indicator values as they stand (through the gate): the decision table the model learns from
+    table = indicators.compute(session, child_ids=[child_id])
+    features = table.row(0) if len(table) else {}
     now = utcnow()
     flag = Flag(
         child_id=child_id,
         source=FlagSource.manual,
+        features=features,
         reason_key=f"manual:{uuid.uuid4().hex}",
         reasons=[{"indicator": "manual", "fact": True, "params": {}}],
         manual_text=text,
@@ -604,6 +618,5 @@ def queue(session: Session, principal: Principal, limit: int = 300) -> list[dict
         entry["urgency"] = max(entry["urgency"], f.urgency)
         if f.model_score is not None:
             entry["score"] = max(entry["score"] or 0.0, f.model_score)
-    for cid in by_child:
-        audit.record_child_read(session, principal, cid, "screening.queue", purpose="screening")
+    audit.record_child_reads(session, principal, list(by_child), "screening.queue", purpose="screening")
     return sorted(by_child.values(), key=lambda e: (-e["urgency"], -(e["score"] or 0), e["flags"][0].created_at))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -45,9 +45,11 @@ def _fail(err: ScreeningError, endpoint: str, **kw):
 @allow(QUEUE_ROLES)
 def queue():
     entries = service.queue(db.session, current_user)
-    db.session.commit()
-    return render_template("screening/queue.html", entries=entries, locale=_locale(),
+    # render before the commit (which expires the loaded rows), then commit the audited reads
+    html = render_template("screening/queue.html", entries=entries, locale=_locale(),
                            describe=service.describe_reasons, factors=service.describe_factors)
+    db.session.commit()
+    return html
 
 
 @bp.route("/child/<int:child_id>", methods=["GET", "POST"])
@@ -66,9 +68,10 @@ def child(child_id: int):
             flash(_("The flag is in the queue."), "success")
             return redirect(url_for("screening.child", child_id=kid.id))
     flags = service.flags_for_child(db.session, current_user, kid.id)
-    db.session.commit()
-    return render_template("screening/child.html", child=kid, flags=flags, form=form, resolve_form=ResolveForm(),
+    html = render_template("screening/child.html", child=kid, flags=flags, form=form, resolve_form=ResolveForm(),
                            locale=_locale(), describe=service.describe_reasons, factors=service.describe_factors)
+    db.session.commit()
+    return html
 
 
 @bp.route("/flag/<int:flag_id>/resolve", methods=["POST"])
@@ -84,6 +87,9 @@ def resolve(flag_id: int):
             child_id = flag.child_id
             db.session.commit()
             flash(_("The decision is recorded."), "success")
+        except service.FlagNotFound:
+            db.session.rollback()
+            abort(404)
         except ScreeningError as err:
             db.session.rollback()
             flash(str(err), "error")
@@ -214,8 +220,9 @@ def _suppress() -> bool:
 @allow(EVAL_ROLES)
 def evaluation():
     stats = ev.rule_stats(db.session, suppress=_suppress())
-    models = db.session.scalars(select(ml.ScreeningModel).order_by(ml.ScreeningModel.id.desc()).limit(5)).all()
-    return render_template("screening/evaluation.html", stats=stats, models=models, latest=models[0] if models else None,
+    latest = ml.latest_model(db.session)
+    card = ev.suppress_card(latest.card) if latest and _suppress() else (latest.card if latest else None)
+    return render_template("screening/evaluation.html", stats=stats, latest=latest, card=card,
                            form=ReviewForm(), can_train=current_user.role in STEWARD, min_cell=ev.MIN_CELL,
                            indicators=INDICATORS)
 
@@ -224,8 +231,20 @@ def evaluation():
 @allow(EVAL_ROLES)
 def evaluation_export():
     latest = ml.latest_model(db.session)
-    header, rows = ev.report_rows(ev.rule_stats(db.session, suppress=_suppress()), latest.card if latest else None)
+    card = (ev.suppress_card(latest.card) if _suppress() else latest.card) if latest else None
+    header, rows = ev.report_rows(ev.rule_stats(db.session, suppress=_suppress()), card)
     return csv_response("screening-evaluation.csv", header, rows)
+
+
+@bp.route("/model/<int:model_id>/card.md")
+@allow(EVAL_ROLES)
+def model_card(model_id: int):
+    """The generated model card as a document (Markdown), in the reader's language."""
+    m = db.session.get(ml.ScreeningModel, model_id) or abort(404)
+    card = ev.suppress_card(m.card) if _suppress() else m.card
+    text = render_template("screening/model_card.txt", m=m, c=card, indicators=INDICATORS)
+    return Response(text, mimetype="text/markdown",
+                    headers={"Content-Disposition": f'attachment; filename="screening-model-{m.id}-card.md"'})
 
 
 @bp.route("/model/train", methods=["POST"])

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 12:50:34.255434
+Create Date: 2026-12-01 20:03:37.442639
 
 """
 from alembic import op
@@ -565,13 +565,14 @@ def upgrade():
     op.create_table('resource_delivery',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('campaign_id', sa.Integer(), nullable=False),
-    sa.Column('guardian_id', sa.Integer(), nullable=False),
+    sa.Column('guardian_id', sa.Integer(), nullable=True),
     sa.Column('channel', sa.Enum('inbox', 'email', 'letter', name='channel', native_enum=False, length=10), nullable=False),
     sa.Column('status', sa.Enum('queued', 'sending', 'sent', 'failed', name='deliverystatus', native_enum=False, length=10), nullable=False),
     sa.Column('locale', sa.String(length=5), nullable=False),
     sa.Column('class_id', sa.Integer(), nullable=True),
     sa.Column('child_id', sa.Integer(), nullable=True),
     sa.Column('error', sa.String(length=200), nullable=False),
+    sa.Column('message_id', sa.String(length=200), nullable=True),
     sa.Column('created_at', portal.orm.UTCDateTime(timezone=True), nullable=False),
     sa.Column('sent_at', portal.orm.UTCDateTime(timezone=True), nullable=True),
     sa.Column('read_at', portal.orm.UTCDateTime(timezone=True), nullable=True),
@@ -580,13 +581,15 @@ def upgrade():
     sa.ForeignKeyConstraint(['class_id'], ['school_class.id'], name=op.f('fk_resource_delivery_class_id_school_class')),
     sa.ForeignKeyConstraint(['guardian_id'], ['guardian.id'], name=op.f('fk_resource_delivery_guardian_id_guardian'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_resource_delivery')),
-    sa.UniqueConstraint('campaign_id', 'guardian_id', 'channel', name=op.f('uq_resource_delivery_campaign_id_guardian_id_channel'))
+    sa.UniqueConstraint('campaign_id', 'guardian_id', 'channel', name=op.f('uq_resource_delivery_campaign_id_guardian_id_channel')),
+    sa.UniqueConstraint('message_id', name=op.f('uq_resource_delivery_message_id'))
     )
     with op.batch_alter_table('resource_delivery', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_resource_delivery_campaign_id'), ['campaign_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_resource_delivery_class_id'), ['class_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_resource_delivery_guardian_id'), ['guardian_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_resource_delivery_status'), ['status'], unique=False)
+        batch_op.create_index('uq_resource_delivery_child_letter', ['campaign_id', 'child_id'], unique=True, sqlite_where=sa.text('guardian_id IS NULL'), postgresql_where=sa.text('guardian_id IS NULL'))
 
     op.create_table('resource_favourite',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -1166,6 +1169,7 @@ def downgrade():
 
     op.drop_table('resource_favourite')
     with op.batch_alter_table('resource_delivery', schema=None) as batch_op:
+        batch_op.drop_index('uq_resource_delivery_child_letter', sqlite_where=sa.text('guardian_id IS NULL'), postgresql_where=sa.text('guardian_id IS NULL'))
         batch_op.drop_index(batch_op.f('ix_resource_delivery_status'))
         batch_op.drop_index(batch_op.f('ix_resource_delivery_guardian_id'))
         batch_op.drop_index(batch_op.f('ix_resource_delivery_class_id'))

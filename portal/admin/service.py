@@ -12,7 +12,7 @@ import secrets
 from dataclasses import dataclass
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from portal.audit import service as audit
 from portal.auth.passwords import hash_password, verify_password
@@ -57,7 +57,10 @@ def list_staff(
     if active is not None:
         q = q.where(Staff.active.is_(active))
     total = session.scalar(select(func.count()).select_from(q.subquery())) or 0
-    rows = session.scalars(q.order_by(Staff.active.desc(), Staff.role, Staff.name, Staff.id).limit(limit).offset(offset)).all()
+    rows = session.scalars(
+        q.order_by(Staff.active.desc(), Staff.role, Staff.name, Staff.id).limit(limit).offset(offset)
+        .options(selectinload(Staff.scopes).selectinload(StaffScope.school))  # the list shows each one's schools
+    ).all()
     return StaffPage(list(rows), int(total))
 
 

@@ -56,6 +56,10 @@ def search(
         session, principal, "audit.searched",
         detail={"filters": filters.as_detail(), "page": page, "results": total}, request_id=request_id,
     )
+    # Detached: audit rows are read-only, and the caller's commit must not
+    # expire them (the page would then reload each row with a query of its own).
+    for row in rows:
+        session.expunge(row)
     return rows, total
 
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Integer, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import JSON, Integer, String, event
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from portal.orm import Base, UTCDateTime
 
@@ -34,3 +34,24 @@ class AuditEvent(Base):
     request_id: Mapped[str | None] = mapped_column(String(40))
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class AuditLogIsAppendOnly(RuntimeError):
+    """Raised when code tries to change or remove an audit row."""
+
+
+@event.listens_for(AuditEvent, "before_update")
+def _refuse_update(mapper, connection, target):
+    raise AuditLogIsAppendOnly("audit rows are never updated")
+
+
+@event.listens_for(AuditEvent, "before_delete")
+def _refuse_delete(mapper, connection, target):
+    raise AuditLogIsAppendOnly("audit rows are never deleted")
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _refuse_bulk_changes(state):
+    """``session.execute(update(AuditEvent))`` / ``delete(AuditEvent)`` skip the mapper events: refuse them too."""
+    if (state.is_update or state.is_delete) and state.statement.entity_description.get("entity") is AuditEvent:
+        raise AuditLogIsAppendOnly("audit rows are never updated or deleted")

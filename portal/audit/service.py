@@ -22,23 +22,32 @@ from portal.orm import utcnow
 GENESIS = "0" * 64
 
 
-def _canonical(ev: AuditEvent) -> bytes:
+def _canonical_row(row) -> bytes:
+    """The hashed content of a row, from anything with the columns as keys (a dict, a mapping row)."""
     body = {
-        "at": ev.at.isoformat(timespec="microseconds"),
-        "actor_kind": ev.actor_kind,
-        "actor_id": ev.actor_id,
-        "role": ev.role,
-        "action": ev.action,
-        "child_id": ev.child_id,
-        "purpose": ev.purpose,
-        "detail": ev.detail or {},
-        "request_id": ev.request_id,
+        "at": row["at"].isoformat(timespec="microseconds"),
+        "actor_kind": row["actor_kind"],
+        "actor_id": row["actor_id"],
+        "role": row["role"],
+        "action": row["action"],
+        "child_id": row["child_id"],
+        "purpose": row["purpose"],
+        "detail": row["detail"] or {},
+        "request_id": row["request_id"],
     }
     return json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
 
 
+def _canonical(ev: AuditEvent) -> bytes:
+    return _canonical_row({c: getattr(ev, c) for c in _HASHED})
+
+
+def _chain(prev_hash: str, content: bytes) -> str:
+    return hashlib.sha256(prev_hash.encode() + b"\n" + content).hexdigest()
+
+
 def compute_hash(prev_hash: str, ev: AuditEvent) -> str:
-    return hashlib.sha256(prev_hash.encode() + b"\n" + _canonical(ev)).hexdigest()
+    return _chain(prev_hash, _canonical(ev))
 
 
 def _lock_chain(session: Session) -> None:
@@ -122,31 +131,27 @@ def record_child_reads(
     last = session.execute(
         select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
     ).scalar_one_or_none() or GENESIS
-    at = utcnow()
+    common = {
+        "at": utcnow(),
+        "actor_kind": actor.kind,
+        "actor_id": actor.id if actor.kind != "system" else None,
+        "role": actor.role,
+        "action": "child.read",
+        "purpose": purpose,
+        "request_id": request_id,
+    }
     rows = []
     for cid in ids:
-        ev = AuditEvent(
-            at=at,
-            actor_kind=actor.kind,
-            actor_id=actor.id if actor.kind != "system" else None,
-            role=actor.role,
-            action="child.read",
-            child_id=cid,
-            purpose=purpose,
-            detail={"view": what},
-            request_id=request_id,
-            prev_hash=last,
-        )
-        ev.hash = last = compute_hash(last, ev)
-        rows.append({c: getattr(ev, c) for c in _COLUMNS})
-    session.execute(insert(AuditEvent), rows)  # in chain order
+        # Plain rows, not ORM objects: the same canonical content and chain as
+        # record() (compute_hash), at a fraction of the cost for a long list.
+        row = {**common, "child_id": cid, "detail": {"view": what}, "prev_hash": last}
+        row["hash"] = last = _chain(last, _canonical_row(row))
+        rows.append(row)
+    session.execute(insert(AuditEvent.__table__), rows)  # Core executemany, in chain order
     return len(rows)
 
 
-_COLUMNS = (
-    "at", "actor_kind", "actor_id", "role", "action", "child_id", "purpose", "detail",
-    "request_id", "prev_hash", "hash",
-)
+_HASHED = ("at", "actor_kind", "actor_id", "role", "action", "child_id", "purpose", "detail", "request_id")
 
 
 @dataclass

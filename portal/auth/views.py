@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import time
+from urllib.parse import urlsplit
 
 import qrcode
 import qrcode.image.svg
@@ -80,8 +81,18 @@ def home_for(user) -> str:
 
 
 def _safe_next(target: str | None) -> str | None:
-    """Only same-site relative paths: no open redirect after sign-in."""
+    """Only same-site relative paths: no open redirect after sign-in.
+
+    Control characters are refused too: browsers drop a tab or
+    newline inside a URL, so ``/<TAB>/evil.example`` would become ``//evil.example``
+    (and a newline in a Location header is an error).
+    """
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in target):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
         return None
     return target
 

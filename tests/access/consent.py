@@ -13,6 +13,7 @@ EXPECTED = {
     "consent.student_home": ("student",),
     "consent.student_purpose": ("student",),
     "consent.student_receipt": ("student",),
+    "consent.student_history": ("student",),
     "consent.staff_purposes": STEWARD,
     "consent.staff_publish": STEWARD,
     "consent.staff_purpose_edit": STEWARD,

@@ -20,6 +20,7 @@ EXPECTED = {
     "resources.verify": COORD,
     "resources.export_json": COORD,
     "resources.export_csv": COORD,
+    "resources.export_tabular": COORD,
     "resources.import_file": COORD,
     "resources.campaigns": COORD,
     "resources.new_campaign": COORD,

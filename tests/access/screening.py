@@ -19,6 +19,7 @@ EXPECTED = {
     "screening.run": STEWARD,
     "screening.evaluation": EVAL,
     "screening.evaluation_export": EVAL,
+    "screening.model_card": EVAL,
     "screening.model_train": STEWARD,
     "screening.model_switch": STEWARD,
 }

@@ -63,8 +63,15 @@ def test_guardian_registers_with_enrolment_code_and_is_refused_another_family(br
 
 
 @pytest.mark.parametrize("locale", ["ja", "en"])
-def test_student_signs_in_with_pin(browser_page, make, session, locale):
-    child = make.child(grade=2, name="見守 小太郎", pin="482913", locale=locale)
+def test_student_signs_in_with_pin_and_is_refused_another_childs_checkin(browser_page, make, session, locale):
+    from tests.surveys.conftest import SurveyFactory, open_now
+
+    teacher, cls = make.teacher_with_class(grade=2)
+    child = make.child(cls, name="見守 小太郎", pin="482913", locale=locale)
+    other = make.child(cls, name="別家 三郎")
+    make.guardian(child)
+    make.guardian(other)
+    other_checkin = open_now(session, SurveyFactory(session, make).schedule(cls, "mood"), other).id
     session.commit()
     page = browser_page
     if locale == "en":
@@ -73,13 +80,30 @@ def test_student_signs_in_with_pin(browser_page, make, session, locale):
     browser_sign_in_student(page, child.student_no, "482913")
     assert TEXT[locale]["hello"] in page.locator("h1").inner_text()
 
+    # Another child's check-in, by URL: a clear page in the child's language, nothing of the other child.
+    page.goto(f"/student/checkins/{other_checkin}")
+    expect(page.locator("h1")).to_contain_text(TEXT[locale]["not_found"])
+    assert page.locator("html").get_attribute("lang") == locale
+    assert "別家" not in page.content()
+
 
 @pytest.mark.parametrize("locale", ["ja", "en"])
-def test_teacher_signs_in_with_totp(browser_page, make, session, locale):
-    teacher, _cls = make.teacher_with_class(grade=4)
+def test_teacher_signs_in_with_totp_and_is_refused_another_classs_child(browser_page, make, session, locale):
+    teacher, cls = make.teacher_with_class(grade=4)
+    other_teacher = make.staff("teacher", schools=[cls.school])
+    other_cls = make.school_class(cls.school, grade=4, name="2", teacher=other_teacher)
+    other_child = make.child(other_cls, name="別家 四郎")
+    make.guardian(other_child)
     teacher.locale = locale
     session.commit()
     page = browser_page
     browser_sign_in_staff(page, teacher.email)
     assert page.get_by_role("heading", name=TEXT[locale]["staff_home"]).is_visible()
     assert page.locator("html").get_attribute("lang") == locale
+
+    # A child of another class of the same school, by URL: refused, in the teacher's language.
+    for url in (f"/staff/checkins/children/{other_child.id}", f"/staff/screening/child/{other_child.id}"):
+        page.goto(url)
+        expect(page.locator("h1")).to_contain_text(TEXT[locale]["not_found"])
+        assert page.locator("html").get_attribute("lang") == locale
+        assert "別家" not in page.content()

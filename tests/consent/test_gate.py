@@ -103,6 +103,8 @@ def test_gate_at_a_past_moment(session, make):
     give_consent(session, child, "data_linkage")
     assert gate_ids(session, "data_linkage", at=before - timedelta(seconds=1)) == set()
     assert gate_ids(session, "data_linkage", at=utcnow()) == {child.id}
+    assert not is_consented(session, child.id, "data_linkage", at=before - timedelta(seconds=1))
+    assert is_consented(session, child.id, "data_linkage", at=utcnow())
 
 
 def test_inactive_purpose_lets_nobody_through(session, make):
@@ -134,58 +136,82 @@ def test_published_document_hash_verifies(session):
 # -- property: the gate agrees with a plain model of the rule -------------------------
 
 STEP = st.tuples(
-    st.integers(0, 2),  # which child
-    st.sampled_from(["g1", "g2", "child"]),  # who acts
+    st.integers(0, 2),  # which child (grades 3, 7, 9)
+    st.sampled_from(["g1", "g2", "child"]),  # who acts: two guardians, or the child
     st.sampled_from(["grant", "withdraw"]),
-    st.sampled_from([None, "stands", "lapses"]),  # publish a new version first?
+    st.sampled_from([None, None, "stands", "lapses"]),  # publish a new version first?
 )
+GRADES = (3, 7, 9)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(steps=st.lists(STEP, min_size=1, max_size=14))
-def test_gate_matches_a_model_of_the_rule(app, session, make, steps):
-    from tests.conftest import _empty_tables
-
-    session.rollback()
-    _empty_tables()
-    p = ensure_purposes(session, "data_linkage")["data_linkage"]
-    children = [make.child(grade=g) for g in (3, 7, 9)]
-    guardians = {}
-    for c in children:
-        guardians[c.id] = (make.guardian(c), make.guardian(c))
-    version, valid_from = 1, 1
-    model: dict[tuple[int, str], tuple[str, int]] = {}
-    for idx, who, action, publish in steps:
-        if publish:
-            version += 1
-            service.publish_version(session, SYSTEM, p, {"ja": ("t", f"v{version}", "")},
-                                    old_consent=OldConsent(publish))
-            if publish == "lapses":
-                valid_from = version
-        child = children[idx]
-        if who == "child":
-            if idx == 0:
-                continue  # grade 3: not asked
-            actor, party = sp(child), "child"
-        else:
-            g = guardians[child.id][0 if who == "g1" else 1]
-            actor, party = gp(g), "guardian"
-        try:
-            service.record_event(session, actor, child.id, p, Party(party), Action(action))
-        except service.AlreadyRecorded:
-            last = model.get((child.id, party))
-            assert last is None and action == "withdraw" or last[0] == action
-            continue
-        prev = model.get((child.id, party))
-        model[(child.id, party)] = (action, version if action == "grant" else (prev[1] if prev else version))
+def _model_gate(model, children, valid_from) -> set[int]:
+    """The rule, plainly: the guardian side's latest decision is a grant on a version
+    that has not lapsed, and so is the child's own from grade 7."""
 
     def ok(cid, party):
         last = model.get((cid, party))
         return last is not None and last[0] == "grant" and last[1] >= valid_from
 
-    expected = {
-        c.id for c, grade in zip(children, (3, 7, 9), strict=True)
-        if ok(c.id, "guardian") and (grade < 7 or ok(c.id, "child"))
-    }
-    assert gate_ids(session, "data_linkage") == expected
+    return {c.id for c, grade in zip(children, GRADES, strict=True) if ok(c.id, "guardian") and (grade < 7 or ok(c.id, "child"))}
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(STEP, min_size=1, max_size=14))
+def test_gate_matches_a_model_of_the_rule(app, session, make, monkeypatch, steps):
+    from tests.conftest import _empty_tables
+
+    session.rollback()
+    _empty_tables()
+    # Each step happens a minute after the previous one, a day ago, so the gate
+    # can be asked about every moment in between ("now" is the step's moment).
+    start = utcnow() - timedelta(days=1)
+    clock = {"now": start - timedelta(hours=1)}
+    monkeypatch.setattr(service, "utcnow", lambda: clock["now"])
+    p = ensure_purposes(session, "data_linkage")["data_linkage"]
+    children = [make.child(grade=g) for g in GRADES]
+    guardians = {c.id: (make.guardian(c), make.guardian(c)) for c in children}
+    version, valid_from = 1, 1
+    model: dict[tuple[int, str], tuple[str, int]] = {}
+    moments: list[tuple] = []
+    for i, (idx, who, action, publish) in enumerate(steps):
+        at = start + timedelta(minutes=i)
+        if publish:
+            version += 1
+            clock["now"] = at - timedelta(seconds=10)
+            service.publish_version(session, SYSTEM, p, {"ja": ("t", f"v{version}", "")}, old_consent=OldConsent(publish))
+            if publish == "lapses":
+                valid_from = version
+        child = children[idx]
+        if who == "child":
+            actor, party = sp(child), "child"
+        else:
+            actor, party = gp(guardians[child.id][0 if who == "g1" else 1]), "guardian"
+        prev = model.get((child.id, party))
+        clock["now"] = at
+        try:
+            service.record_event(session, actor, child.id, p, Party(party), Action(action))
+        except service.NotAllowed:
+            assert party == "child" and GRADES[idx] < 7  # a grade-3 child is not asked
+        except service.AlreadyRecorded:
+            assert (prev is None and action == "withdraw") or (prev[0] == action and (action == "withdraw" or prev[1] == version))
+        else:
+            model[(child.id, party)] = (action, version if action == "grant" else (prev[1] if prev else version))
+        moments.append((at + timedelta(seconds=30), _model_gate(model, children, valid_from)))
+
+    monkeypatch.undo()
+    assert gate_ids(session, "data_linkage") == moments[-1][1]
+    for moment, expected in moments:
+        assert gate_ids(session, "data_linkage", at=moment) == expected
+    assert gate_ids(session, "data_linkage", at=start - timedelta(seconds=1)) == set()
+    for c in children:
+        assert is_consented(session, c.id, "data_linkage") == (c.id in moments[-1][1])
+    session.rollback()
+
+
+def test_a_published_version_cannot_be_changed(session):
+    p = ensure_purposes(session)["data_linkage"]
+    v = service.current_version(session, p.id)
+    v.old_consent = OldConsent.lapses
+    with pytest.raises(ImmutableRecordError):
+        session.flush()
     session.rollback()

@@ -98,3 +98,74 @@ def test_cli_import_paper(app, session, make, tmp_path):
     bad.write_text("児童生徒番号,目的コード\nE1,data_linkage\n")
     result = runner.invoke(args=["consent", "import-paper", str(bad)])
     assert result.exit_code != 0
+
+
+def test_english_headers_and_xlsx_are_accepted(session, make, tmp_path):
+    from openpyxl import Workbook
+
+    child = make.child(grade=4, student_no="E7")
+    ensure_purposes(session)
+    wb = Workbook()
+    ws = wb.active
+    ws.append(["student_no", "party", "signer", "purpose", "action", "date", "form_no", "備考"])
+    ws.append(["E7", "保護者", "見守 花子", "wellbeing_survey", "同意", "令和7年4月3日", "F-77", "メモ"])
+    f = tmp_path / "paper.xlsx"
+    wb.save(f)
+    report = import_paper(session, SYSTEM, str(f))
+    assert (report.read, report.recorded, report.refused) == (1, 1, [])
+    assert report.unknown_columns == ["備考"]
+    ev = service.history(session, child.id)[0]
+    assert ev.form_no == "F-77" and ev.channel.value == "paper"
+    assert is_consented(session, child.id, "wellbeing_survey")
+
+
+def test_paper_withdrawal_signed_the_day_of_an_online_grant_takes_effect(session, make):
+    from consent.models import Action, Party
+    from portal.auth.principal import Principal
+    from portal.i18n import TOKYO
+    from portal.orm import utcnow
+
+    child = make.child(grade=4, student_no="E8")
+    g = make.guardian(child)
+    p = ensure_purposes(session)["data_linkage"]
+    service.record_event(session, Principal(kind="guardian", id=g.id, role="guardian"), child.id, p,
+                         Party.guardian, Action.grant)
+    today = utcnow().astimezone(TOKYO).date()
+    ev, created = record_paper(session, SYSTEM, student_no="E8", party="保護者", purpose_code="data_linkage",
+                               action="撤回", signed_on=today, form_no="W-1")
+    assert created and not is_consented(session, child.id, "data_linkage")
+    # Entering the same form again changes nothing.
+    again, created = record_paper(session, SYSTEM, student_no="E8", party="保護者", purpose_code="data_linkage",
+                                  action="撤回", signed_on=today.isoformat(), form_no="W-1")
+    assert not created and again.id == ev.id
+
+
+@pytest.mark.parametrize(
+    "row,expected",
+    [
+        ("E1,先生,,data_linkage,同意,2025-04-01,F1", "「保護者」または「本人」"),
+        ("E1,保護者,,data_linkage,たぶん,2025-04-01,F1", "「同意」または「撤回」"),
+        ("E1,保護者,,data_linkage,同意,きのう,F1", "きのう は日付として読めません"),
+        ("E1,保護者,,data_linkage,同意,2999-04-01,F1", "未来"),
+    ],
+)
+def test_bad_rows_are_refused_with_their_line_and_nothing_is_written(session, make, tmp_path, row, expected):
+    child = make.child(grade=4, student_no="E1")
+    ensure_purposes(session)
+    f = tmp_path / "paper.csv"
+    f.write_text(HEADER + row + "\n", encoding="utf-8")
+    report = import_paper(session, SYSTEM, str(f))
+    assert report.recorded == 0 and len(report.refused) == 1
+    line, _col, message = report.refused[0]
+    assert line == 2 and expected in message
+    assert service.history(session, child.id) == []
+
+
+def test_a_file_in_neither_utf8_nor_cp932_is_refused_whole(app, session, make, tmp_path):
+    make.child(grade=4, student_no="E1")
+    ensure_purposes(session)
+    session.commit()
+    f = tmp_path / "paper.csv"
+    f.write_bytes(HEADER.encode("utf-16"))
+    result = app.test_cli_runner().invoke(args=["consent", "import-paper", str(f)])
+    assert result.exit_code != 0 and "File refused" in result.output

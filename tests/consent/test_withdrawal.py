@@ -165,3 +165,86 @@ def test_a_teacher_cannot_record_consent(session, make, as_staff):
     p = ensure_purposes(session)["data_linkage"]
     with pytest.raises(service.NotAllowed):
         service.record_event(session, as_staff(teacher), child.id, p, Party.guardian, Action.grant)
+
+
+def test_withdrawing_on_the_family_page_deletes_linked_records_at_once(app, session, make, login, monkeypatch):
+    """End to end with the real linkage purger: rows gone, audit row with counts, nothing left to disclose."""
+    from datetime import date
+
+    from backoffice.linkage.importer import service as importer
+    from backoffice.linkage.models import LinkedRecord
+    from consent import rights
+    from portal.auth.principal import SYSTEM
+    from tests.conftest import csrf_token_from
+
+    monkeypatch.setitem(app.config, "LINKAGE_IMPORT_INLINE", True)
+    klass = make.school_class(grade=3)
+    child = make.child(klass, student_no="S0101", atena_no="A0101", name="髙橋 花子", name_kana="タカハシ ハナコ",
+                       birth_date=date(2017, 5, 3), sex="F", address="みまもり町1-2-3")
+    other = make.child(klass, student_no="S0102", atena_no="A0102", name="山田 太郎", name_kana="ヤマダ タロウ",
+                       birth_date=date(2017, 8, 1), sex="M", address="ひだまり町2-1")
+    g = make.guardian(child)
+    make.guardian(other)
+    give_consent(session, child, "data_linkage")
+    give_consent(session, other, "data_linkage")
+    data = ("宛名番号,氏名,氏名カナ,生年月日,受給者宛名番号,支給状況,認定日\r\n"
+            "A0101,高橋 花子,,2017-05-03,,支給中,2024-04-01\r\n"
+            "A0102,山田 太郎,,2017-08-01,,支給中,2024-04-01\r\n").encode()
+    importer.import_file(session, SYSTEM, "jidou_teate", data, "teate.csv")
+    assert session.scalar(select(func.count(LinkedRecord.id)).where(LinkedRecord.child_id == child.id)) == 1
+    before = rights.disclosure(session, SYSTEM, child.id)
+    assert {"linkage", "screening", "surveys.checkins", "casework"} <= {s["key"] for s in before["sections"]}
+    assert [r["source"] for r in next(s for s in before["sections"] if s["key"] == "linkage")["rows"]] == ["jidou_teate"]
+    session.commit()
+
+    fam = login(g, app.test_client())
+    url = f"/family/consent/children/{child.id}/data_linkage"
+    html = fam.get(url).get_data(as_text=True)
+    import re
+
+    last = re.search(r'name="last_event" value="([^"]*)"', html).group(1)
+    resp = fam.post(url, data={"csrf_token": csrf_token_from(html), "action": "withdraw", "last_event": last,
+                               "confirm": "y"})
+    assert resp.status_code == 302
+    session.expire_all()
+    assert session.scalar(select(func.count(LinkedRecord.id)).where(LinkedRecord.child_id == child.id)) == 0
+    assert session.scalar(select(func.count(LinkedRecord.id)).where(LinkedRecord.child_id == other.id)) == 1
+    purge = session.scalar(select(AuditEvent).where(AuditEvent.action == "consent.purge"))
+    assert purge.child_id == child.id and purge.detail["counts"]["linked_records"] == 1
+    assert not is_consented(session, child.id, "data_linkage")
+    disclosed = rights.disclosure(session, SYSTEM, child.id)
+    linkage = next(s for s in disclosed["sections"] if s["key"] == "linkage")
+    assert linkage["rows"] == []
+
+
+def test_the_scheduled_purge_job_deletes_when_the_window_ends(app, session, make, held_table, as_guardian):
+    from portal.scheduler import registered_jobs, run_job
+
+    assert "consent.purges" in registered_jobs()
+    child = make.child(grade=4)
+    g = make.guardian(child)
+    give_consent(session, child, "data_linkage")
+    p = service.purpose_by_code(session, "data_linkage")
+    p.retention_days = 30
+    session.execute(insert(held_table), [{"child_id": child.id}])
+    service.record_event(session, as_guardian(g), child.id, p, Party.guardian, Action.withdraw)
+    session.commit()
+    assert run_job("consent.purges", utcnow() + timedelta(days=29), app=app)
+    assert session.scalar(select(func.count()).select_from(held_table)) == 1
+    assert run_job("consent.purges", utcnow() + timedelta(days=31), app=app)
+    assert session.scalar(select(func.count()).select_from(held_table)) == 0
+    purge = session.scalar(select(AuditEvent).where(AuditEvent.action == "consent.purge"))
+    assert purge.child_id == child.id and purge.detail["counts"]["consent_test_rows"] == 1
+
+
+def test_withdrawal_purges_even_when_the_child_had_already_left_the_gate(session, make, held_table, as_guardian):
+    child = make.child(grade=7)  # junior high: the child's own consent is needed too, and was never given
+    g = make.guardian(child)
+    p = ensure_purposes(session)["data_linkage"]
+    service.record_event(session, as_guardian(g), child.id, p, Party.guardian, Action.grant)
+    assert not is_consented(session, child.id, "data_linkage")
+    session.execute(insert(held_table), [{"child_id": child.id}])  # held from an earlier grade, say
+    service.record_event(session, as_guardian(g), child.id, p, Party.guardian, Action.withdraw)
+    assert session.scalar(select(func.count()).select_from(held_table)) == 0
+    assert session.scalar(select(AuditEvent).where(AuditEvent.action == "consent.purge")).detail["counts"][
+        "consent_test_rows"] == 1

@@ -56,6 +56,31 @@ def test_audit_chain_verify_detects_tampering(app, make, session):
     assert f"BROKEN at row {ids[2]}" in result.output and "removed" in result.output
 
 
+def test_audit_rows_cannot_be_changed_or_removed_through_the_application(app, make, session):
+    from sqlalchemy import delete, update
+
+    from portal.audit.models import AuditLogIsAppendOnly
+
+    steward = auth.principal_for(make.staff("data_steward"))
+    ev = audit.record(session, steward, "test.action", detail={"n": 1})
+    session.commit()
+
+    ev.action = "test.innocent"
+    with pytest.raises(AuditLogIsAppendOnly):
+        session.flush()
+    session.rollback()
+    session.delete(session.get(AuditEvent, ev.id))
+    with pytest.raises(AuditLogIsAppendOnly):
+        session.flush()
+    session.rollback()
+    for stmt in (update(AuditEvent).values(action="test.innocent"), delete(AuditEvent)):
+        with pytest.raises(AuditLogIsAppendOnly):
+            session.execute(stmt)
+        session.rollback()
+    row = session.get(AuditEvent, ev.id)
+    assert row.action == "test.action" and audit.verify(session).ok
+
+
 def test_staff_read_of_child_writes_audit_row(app, make, session):
     teacher, cls = make.teacher_with_class(grade=4)
     child = make.child(cls, name="記録 太郎")

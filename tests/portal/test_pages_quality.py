@@ -76,11 +76,14 @@ class _FormAudit(HTMLParser):
         self.controls: list[dict] = []
         self.label_depth = 0
         self.lang: str | None = None
+        self.language_switcher = False
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
         if tag == "html":
             self.lang = a.get("lang")
+        if tag == "select" and a.get("id") == "lang-select":
+            self.language_switcher = True
         if tag == "label":
             self.label_depth += 1
             if a.get("for"):
@@ -144,6 +147,7 @@ def test_every_input_has_a_label(app, people):
             audit.feed(resp.get_data(as_text=True))
             checked += 1
             assert audit.lang in ("ja", "en"), f"{url} has no lang attribute"
+            assert audit.language_switcher, f"{url} ({role}) offers no language choice"
             problems.extend(f"{role} {url}: {c}" for c in audit.unlabelled())
     assert checked >= 15
     assert not problems, "\n".join(sorted(set(problems)))
@@ -170,10 +174,8 @@ def _i18n_module():
     return module
 
 
-def test_translations_complete():
-    i18n = _i18n_module()
-    template = i18n.extract()
-    ja = i18n.load("ja")
+def translation_problems(template, ja) -> dict[str, list]:
+    """Messages of the code that the Japanese catalogue lacks, marks fuzzy, or translates with other placeholders."""
     missing, fuzzy, placeholders = [], [], []
     for msg in template:
         if not msg.id:
@@ -191,6 +193,28 @@ def test_translations_complete():
         for s in strings:
             if set(re.findall(r"%\((\w+)\)[sd]", s)) != wanted:
                 placeholders.append(key)
-    assert not missing, f"{len(missing)} untranslated: {missing[:20]}"
-    assert not fuzzy, f"fuzzy: {fuzzy[:20]}"
-    assert not placeholders, f"placeholders differ: {placeholders[:20]}"
+    return {"missing": missing, "fuzzy": fuzzy, "placeholders": placeholders}
+
+
+def test_translations_complete():
+    i18n = _i18n_module()
+    problems = translation_problems(i18n.extract(), i18n.load("ja"))
+    assert not problems["missing"], f"{len(problems['missing'])} untranslated: {problems['missing'][:20]}"
+    assert not problems["fuzzy"], f"fuzzy: {problems['fuzzy'][:20]}"
+    assert not problems["placeholders"], f"placeholders differ: {problems['placeholders'][:20]}"
+
+
+def test_translation_check_catches_missing_fuzzy_and_wrong_placeholders():
+    from babel.messages.catalog import Catalog
+
+    template = Catalog(locale="en")
+    for msgid in ("Fine", "Missing", "Empty", "Fuzzy", "Hello %(name)s", ("%(n)d child", "%(n)d children")):
+        template.add(msgid)
+    ja = Catalog(locale="ja")
+    ja.add("Fine", "良い")
+    ja.add("Empty", "")
+    ja.add("Fuzzy", "あいまい", flags=["fuzzy"])
+    ja.add("Hello %(name)s", "こんにちは %(nom)s")
+    ja.add(("%(n)d child", "%(n)d children"), ("子ども%(n)d人",))
+    problems = translation_problems(template, ja)
+    assert problems == {"missing": ["Missing", "Empty"], "fuzzy": ["Fuzzy"], "placeholders": ["Hello %(name)s"]}

@@ -76,6 +76,64 @@ def test_session_id_changes_at_login(app, client, make, post_form, session):
     assert replay.get("/family/").status_code == 302
 
 
+@pytest.mark.parametrize("kind", ["staff", "student"])
+def test_session_id_changes_at_login_for_staff_and_students(app, client, make, post_form, session, kind):
+    if kind == "staff":
+        who = make.staff("teacher")
+        page = "/staff/signin"
+    else:
+        who = make.child(grade=2, pin="482913")
+        page = "/student/signin"
+    session.commit()
+    client.get(page)
+    with client.session_transaction() as sess:
+        sess["planted"] = "by an attacker"  # fixation: anything put in before sign-in must not survive it
+    before = _cookie(client)
+    if kind == "staff":
+        r = post_form(page, {"email": who.email, "password": PASSWORD})
+        pending = _cookie(client)
+        assert pending != before
+        r = post_form("/staff/totp", {"code": pyotp.TOTP(TOTP_SECRET).now()})
+        home = "/staff/"
+    else:
+        r = post_form(page, {"student_no": who.student_no, "pin": "482913"})
+        pending = None
+        home = "/student/"
+    assert r.status_code == 302 and r.headers["Location"].endswith(home)
+    after = _cookie(client)
+    assert after not in (before, pending)
+    with client.session_transaction() as sess:
+        assert "planted" not in sess and "pending_staff" not in sess
+    assert client.get(home).status_code == 200
+
+    # The pre-login cookie (and the half-way one of the staff password step) stay anonymous.
+    for old in filter(None, (before, pending)):
+        replay = app.test_client()
+        replay.set_cookie(COOKIE, old)
+        r = replay.get(home)
+        assert r.status_code == 302 and "/signin" in r.headers["Location"]
+
+
+def test_staff_totp_step_locks_after_repeated_wrong_codes(app, client, make, post_form, session):
+    staff = make.staff("school_lead")
+    session.commit()
+    right = pyotp.TOTP(TOTP_SECRET).now()
+    wrong = "000000" if right != "000000" else "111111"
+    assert post_form("/staff/signin", {"email": staff.email, "password": PASSWORD}).status_code == 302
+    for _ in range(app.config["LOGIN_MAX_FAILURES"] - 1):
+        r = post_form("/staff/totp", {"code": wrong})
+        assert "入力された内容が正しくありません。" in _html(r)
+    r = post_form("/staff/totp", {"code": wrong})
+    assert "失敗が続いたため、アカウントを一時的にロックしました。" in _html(r)
+    # The right code no longer opens a session while the lock lasts.
+    r = post_form("/staff/totp", {"code": right})
+    assert r.status_code == 200 and "失敗が続いたため" in _html(r)
+    assert client.get("/staff/").status_code == 302
+    # Nor does starting again from the password.
+    r = post_form("/staff/signin", {"email": staff.email, "password": PASSWORD})
+    assert r.status_code == 200 and "失敗が続いたため" in _html(r)
+
+
 def test_tampered_session_cookie_is_anonymous(app, client, make, post_form, session):
     guardian = make.guardian(make.child())
     session.commit()
@@ -306,6 +364,22 @@ def test_form_without_csrf_token_is_refused_and_changes_nothing(app, client, mak
     assert client.get("/family/").status_code == 200
 
 
+def test_form_without_csrf_token_gets_a_clear_page_in_english(app, client, make, session):
+    guardian = make.guardian(make.child(), locale="en")
+    session.commit()
+    from tests.conftest import sign_in_as
+
+    sign_in_as(client, guardian)
+    before = session.get(Guardian, guardian.id).locale
+    r = client.post("/language", data={"locale": "ja"})  # no token
+    assert r.status_code == 400
+    html = _html(r)
+    assert '<html lang="en">' in html
+    assert "The form has expired" in html
+    session.expire_all()
+    assert session.get(Guardian, guardian.id).locale == before == "en"
+
+
 CODE_MESSAGE = "このコードは使えません。お知らせと見比べて確認するか、学校に新しいコードをご依頼ください。"
 
 
@@ -393,6 +467,48 @@ def test_wrong_pin(app, client, make, session, post_form):
     assert "The number or the PIN is not right. Please try again." in _html(r)
     r = post_form("/student/signin", {"student_no": en_child.student_no, "pin": "135790"}, c=en)
     assert r.status_code == 302 and r.headers["Location"].endswith("/student/")
+
+
+def test_student_signs_in_with_the_qr_card_and_an_old_card_stops_working(app, client, make, session, post_form):
+    key = app.config["SECRET_KEY"]
+    child = make.child(grade=1)
+    old_card = auth.issue_card_token(child, key)
+    new_card = auth.issue_card_token(child, key)  # the school printed a new sheet
+    session.commit()
+
+    # The card's QR code opens a page with one big button for a seven-year-old.
+    page = client.get(f"/student/card?t={new_card}")
+    assert page.status_code == 200 and new_card in _html(page)
+    r = post_form("/student/card", {"t": new_card}, page=f"/student/card?t={new_card}")
+    assert r.status_code == 302 and r.headers["Location"].endswith("/student/")
+    assert client.get("/student/").status_code == 200
+
+    for bad in (old_card, "not-a-card", ""):
+        other = app.test_client()
+        r = post_form("/student/card", {"t": bad}, page=f"/student/card?t={bad}", c=other)
+        assert r.status_code == 200
+        assert "この カードは つかえないよ。せんせいに きいてね。" in _html(r)
+        assert other.get("/student/").status_code == 302
+
+
+def test_a_guardian_account_holds_several_children(app, client, make, session, post_form):
+    first, second = make.child(name="一番 花子"), make.child(name="二番 太郎")
+    guardian = make.guardian(first)
+    code = auth.issue_enrolment_code(session, app.config["SECRET_KEY"], second)
+    session.commit()
+    from tests.conftest import sign_in_as
+
+    sign_in_as(client, guardian)
+    r = post_form("/family/add-child", {"code": code}, follow_redirects=True)
+    html = _html(r)
+    assert "お子さんをアカウントに追加しました。" in html
+    assert "一番 花子" in html and "二番 太郎" in html
+    session.expire_all()
+    assert sorted(link.child_id for link in session.get(Guardian, guardian.id).child_links) == sorted([first.id, second.id])
+    assert client.get(f"/family/children/{second.id}").status_code == 200
+    # The code is spent: a second try adds nothing.
+    r = post_form("/family/add-child", {"code": code})
+    assert CODE_MESSAGE in _html(r)
 
 
 # -- password reset -----------------------------------------------------------

@@ -36,3 +36,27 @@ def english(app):
 
     with app.test_request_context(), force_locale("en"):
         yield
+
+
+@pytest.fixture
+def count_queries(db):
+    """Context manager counting the SQL statements run inside it."""
+    from contextlib import contextmanager
+
+    from sqlalchemy import event
+
+    @contextmanager
+    def _count():
+        box = {"n": 0, "sql": []}
+
+        def _on(conn, cursor, statement, *_a, **_k):
+            box["n"] += 1
+            box["sql"].append(statement[:160])
+
+        event.listen(db.engine, "before_cursor_execute", _on)
+        try:
+            yield box
+        finally:
+            event.remove(db.engine, "before_cursor_execute", _on)
+
+    return _count

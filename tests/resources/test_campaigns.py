@@ -340,3 +340,110 @@ def test_school_lead_downloads_every_class_of_the_school_as_a_zip(client, sessio
     names = zipfile.ZipFile(io.BytesIO(resp.data)).namelist()
     assert len(names) == 1 and names[0].endswith(".pdf")
     assert client.get(f"/resources/letters/{c.id}/school-{town['other'].id}.zip").status_code == 404
+
+
+def test_a_child_with_no_guardian_on_record_still_takes_a_letter_home(app, session, town, make):
+    """Nobody left out: the family of a child the roster has no guardian for gets a letter, once."""
+    c5 = town["classes"][1]
+    alone = make.child(c5, name="一人 四郎", name_kana="ヒトリ シロウ")
+    c = _campaign(session, town)
+    assert camp.audience_counts(session, c)["letter"] == 3
+    counts = camp.send_now(session, SYSTEM, c)
+    assert counts["letter"] == 3
+    letter = session.query(Delivery).filter_by(campaign_id=c.id, child_id=alone.id, channel=Channel.letter).one()
+    assert letter.guardian_id is None and letter.class_id == c5.id and letter.locale == "ja"
+    with app.test_request_context():
+        pdf = letters.render_class_pdf(session, SYSTEM, c, c5.id)
+    assert len(re.findall(rb"/Type /Page[^s]", pdf)) == 3
+    # The database refuses a second letter for the same child in the same campaign.
+    from sqlalchemy.exc import IntegrityError
+
+    with pytest.raises(IntegrityError):
+        with session.begin_nested():
+            session.add(Delivery(campaign_id=c.id, guardian_id=None, child_id=alone.id, channel=Channel.letter))
+            session.flush()
+    with pytest.raises(CampaignError):
+        camp.queue(session, SYSTEM, c)
+    assert session.query(Delivery).filter_by(campaign_id=c.id, child_id=alone.id).count() == 1
+
+
+def _dsn(original_message_id: str, status: str = "5.1.1", action: str = "failed") -> bytes:
+    """A delivery status notification (RFC 3464) the way a mail server sends one back."""
+    from email.message import Message
+    from email.mime.multipart import MIMEMultipart
+    from email.mime.text import MIMEText
+
+    report = MIMEMultipart("report", report_type="delivery-status")
+    report["From"] = "MAILER-DAEMON@mx.example.invalid"
+    report["To"] = "noreply@mimamori.invalid"
+    report["Subject"] = "Undelivered Mail Returned to Sender"
+    report.attach(MIMEText("This is the mail system. Your message could not be delivered.", "plain"))
+    status_part = Message()
+    status_part.set_type("message/delivery-status")
+    per_message, per_recipient = Message(), Message()
+    per_message["Reporting-MTA"] = "dns; mx.example.invalid"
+    per_recipient["Final-Recipient"] = "rfc822; ja@example.invalid"
+    per_recipient["Action"] = action
+    per_recipient["Status"] = status
+    status_part.set_payload([per_message, per_recipient])
+    report.attach(status_part)
+    headers = MIMEText(f"Message-ID: {original_message_id}\r\nSubject: x\r\n", "rfc822-headers")
+    report.attach(headers)
+    return report.as_bytes()
+
+
+def test_an_email_that_bounces_later_is_marked_failed_shown_and_never_resent(
+        client, session, town, make, login, outbox, tmp_path, app):
+    c = _campaign(session, town)
+    camp.send_now(session, SYSTEM, c)
+    camp.deliver_emails(session)
+    sent = len(outbox)
+    ja = session.query(Delivery).filter_by(guardian_id=town["guardians"]["ja"].id, channel=Channel.email).one()
+    en = session.query(Delivery).filter_by(guardian_id=town["guardians"]["en"].id, channel=Channel.email).one()
+    assert ja.status == DeliveryStatus.sent and ja.message_id == next(m for m in outbox if m["To"] == "ja@example.invalid")["Message-ID"]
+    session.commit()
+
+    # One real bounce, one "delayed" notice (not a failure), one message that is no bounce of ours.
+    (tmp_path / "1.eml").write_bytes(_dsn(ja.message_id))
+    (tmp_path / "2.eml").write_bytes(_dsn(en.message_id, status="4.4.7", action="delayed"))
+    (tmp_path / "3.eml").write_bytes(b"From: someone@example.invalid\r\nSubject: hello\r\n\r\nhi\r\n")
+    result = app.test_cli_runner().invoke(args=["resources", "record-bounces", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "bounces=3 failed=1 not_failures=1 unknown=1" in result.output
+    session.expire_all()
+    assert session.get(Delivery, ja.id).status == DeliveryStatus.failed
+    assert session.get(Delivery, ja.id).error == "bounced 5.1.1"
+    assert session.get(Delivery, en.id).status == DeliveryStatus.sent
+    # Recording the same bounce again changes nothing; nothing is ever sent again.
+    app.test_cli_runner().invoke(args=["resources", "record-bounces", str(tmp_path / "1.eml")])
+    assert camp.deliver_emails(session) == {} and len(outbox) == sent
+    assert camp.stats(session, c.id)["counts"]["email"] == {"sent": 3, "failed": 1}
+
+    coord = make.staff(Role.coordinator, locale="en")
+    session.commit()
+    login(coord)
+    page = client.get(f"/resources/campaigns/{c.id}").get_data(as_text=True)
+    assert "E-mail failures" in page and "Bounced back after sending (5.1.1): 1" in page
+    assert "The address was refused by the mail server" not in page  # the memory backend refuses nobody
+    assert camp.failed_emails_to_letters(session, SYSTEM, c) == 1  # the bounced family gets a letter
+
+
+def test_bounces_in_an_mbox_and_without_a_report(session, town, outbox, tmp_path):
+    import mailbox
+
+    from resources.bounces import read_messages, record_bounces
+
+    c = _campaign(session, town)
+    camp.send_now(session, SYSTEM, c)
+    camp.deliver_emails(session)
+    d = session.query(Delivery).filter_by(guardian_id=town["guardians"]["en"].id, channel=Channel.email).one()
+    box = mailbox.mbox(tmp_path / "bounces.mbox")
+    # A carrier's plain-text bounce that just quotes the original message.
+    box.add(f"From: postmaster@carrier.example.invalid\r\nSubject: 配信エラー\r\n\r\n"
+            f"宛先不明のため配信できませんでした。\r\n\r\nMessage-ID: {d.message_id}\r\n".encode())
+    box.flush()
+    box.close()
+    assert record_bounces(session, SYSTEM, read_messages([tmp_path / "bounces.mbox"])) == {
+        "bounces": 1, "failed": 1, "not_failures": 0, "unknown": 0}
+    session.refresh(d)
+    assert d.status == DeliveryStatus.failed and d.error == "bounced"

@@ -224,3 +224,27 @@ def test_coordinator_sees_entries_to_recheck_and_marks_them_checked(client, sess
     post_form(f"/resources/manage/{old.id}/verify", {"next": "/resources/manage/"}, page="/resources/manage/")
     session.expire_all()
     assert catalogue.published_or_none(session, old.id) is not None
+
+
+def test_markup_that_survives_as_text_is_shown_escaped_never_run(client, session, make, make_service, outbox):
+    """Entity-encoded markup is kept as the text it spells and escaped on every page and in the e-mail."""
+    from resources import campaigns as camp
+
+    s = make_service("&lt;b&gt;太字&lt;/b&gt;", description_ja="&lt;script&gt;alert(1)&lt;/script&gt;説明",
+                     description_en="<img src=x onerror=alert(1)>Dinner")
+    assert s.name_ja == "<b>太字</b>" and s.description_ja == "<script>alert(1)</script>説明"
+    assert s.description_en == "Dinner"
+    make.guardian(make.child(), email="family@example.invalid")
+    session.commit()
+    for url in ("/resources/", f"/resources/{s.id}"):
+        page = client.get(url).get_data(as_text=True)
+        assert "<script>alert(1)" not in page and "<b>太字" not in page
+        assert "&lt;b&gt;太字&lt;/b&gt;" in page
+    c = camp.save_campaign(session, SYSTEM, camp.CampaignData(title_ja="<i>題</i>", body_ja="&lt;script&gt;x",
+                                                              service_ids=[s.id]))
+    assert (c.title_ja, c.body_ja) == ("題", "<script>x")
+    camp.send_now(session, SYSTEM, c)
+    camp.deliver_emails(session)
+    (msg,) = outbox
+    html = next(p for p in msg.walk() if p.get_content_type() == "text/html").get_content()
+    assert "<script>" not in html and "&lt;script&gt;x" in html and "&lt;b&gt;太字&lt;/b&gt;" in html

@@ -122,3 +122,160 @@ def test_export_download_for_coordinators(client, session, make, login, catalogu
     resp = client.get("/resources/manage/export.json?lang=en")
     assert resp.status_code == 200 and len(resp.get_json()) == 2
     assert client.get("/resources/manage/export.csv").status_code == 200
+
+
+# -- the tabular data package (a zip of CSV tables) ----------------------------------------
+
+
+def _unzip(raw: bytes) -> dict[str, list[dict]]:
+    import csv
+    import zipfile
+
+    zf = zipfile.ZipFile(io.BytesIO(raw))
+    out = {}
+    for name in zf.namelist():
+        if name.endswith(".csv"):
+            out[name] = list(csv.DictReader(io.StringIO(zf.read(name).decode("utf-8"), newline="")))
+    out["datapackage.json"] = json.loads(zf.read("datapackage.json"))
+    return out
+
+
+@pytest.mark.skipif(not (SCHEMAS / "tabular.json").exists(), reason="../shared/hsds-3.0 is absent")
+@pytest.mark.parametrize("locale", ["ja", "en"])
+def test_tabular_export_conforms_to_the_official_hsds_3_tables(session, catalogue, locale):
+    """Every table is an HSDS table, every column an HSDS column, every row valid, every link resolves."""
+    from resources import hsds_tabular
+
+    official = json.loads((SCHEMAS / "tabular.json").read_text())["properties"]
+    by_path = {t["items"]["path"]: t["items"] for t in official.values()}
+    files = _unzip(hsds_tabular.export_datapackage(session, locale))
+    package = files.pop("datapackage.json")
+    assert {r["path"] for r in package["resources"]} == set(files)
+    for path, rows in files.items():
+        table = by_path[path]  # an HSDS table
+        props = table["properties"]
+        header = [f["name"] for f in next(r for r in package["resources"] if r["path"] == path)["schema"]["fields"]]
+        assert set(header) <= set(props), (path, set(header) - set(props))
+        validator = Draft202012Validator(
+            {**{k: v for k, v in table.items() if k not in ("name", "path", "datapackage_metadata")},
+             "required": table.get("required", []) + table.get("tabular_required", [])},
+            format_checker=FormatChecker())
+        for row in rows:
+            typed = {k: (float(v) if props[k].get("type") == "number" else v) for k, v in row.items() if v != ""}
+            errors = [f"{path} {list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(typed)]
+            assert not errors, errors
+    ids = {path: {r["id"] for r in rows} for path, rows in files.items()}
+    for path, col, target in [
+        ("services.csv", "organization_id", "organizations.csv"), ("schedules.csv", "service_id", "services.csv"),
+        ("phones.csv", "service_id", "services.csv"), ("languages.csv", "service_id", "services.csv"),
+        ("cost_options.csv", "service_id", "services.csv"), ("attributes.csv", "link_id", "services.csv"),
+        ("attributes.csv", "taxonomy_term_id", "taxonomy_terms.csv"),
+        ("taxonomy_terms.csv", "taxonomy_id", "taxonomies.csv"),
+        ("service_at_location.csv", "service_id", "services.csv"),
+        ("service_at_location.csv", "location_id", "locations.csv"), ("addresses.csv", "location_id", "locations.csv"),
+        ("accessibility.csv", "location_id", "locations.csv"), ("service_areas.csv", "service_id", "services.csv"),
+    ]:
+        assert {r[col] for r in files[path]} <= ids[target], (path, col)
+    assert len(files["services.csv"]) == 2 and len(files["schedules.csv"]) == 2
+    assert {r["value"] for r in files["attributes.csv"]} == {"childrens_cafeteria", "study_support", "young_carers"}
+
+
+def test_tabular_round_trip_keeps_everything(session, catalogue, make_service):
+    from resources import hsds_tabular
+    from resources import service as catalogue_service
+
+    make_service("地図つき", latitude=36.5, longitude=136.6, district="ひだまり学区", languages=["ja", "vi"])
+    session.flush()
+    before = {s.uuid: catalogue_service.data_from_service(s) for s in session.query(Service)
+              if s.status == ServiceStatus.published}
+    raw = hsds_tabular.export_datapackage(session, "ja")
+    for s in session.query(Service).all():
+        session.delete(s)
+    session.flush()
+    assert hsds_tabular.import_datapackage(session, SYSTEM, raw, "ja") == (3, 0)
+    after = {s.uuid: catalogue_service.data_from_service(s) for s in session.query(Service)}
+    assert set(after) == set(before)
+    for uuid_, data in before.items():
+        got = after[uuid_]
+        # A one-locale file carries the other locale's name only (alternate_name).
+        for key in ("description_en", "fees_en", "accessibility_en"):
+            setattr(data, key, "")
+        for sc in data.schedules:
+            sc.description_en = ""
+        assert got == data
+
+
+def test_tabular_update_and_bad_packages(session, catalogue, english):
+    import zipfile
+
+    from resources import hsds_tabular
+
+    raw = hsds_tabular.export_datapackage(session, "en")
+    assert hsds_tabular.import_datapackage(session, SYSTEM, raw, "en") == (0, 2)
+    study = session.query(Service).filter_by(name_ja="学習室").one()
+    assert study.name_en == "Study room" and study.fees_ja == "月500円" and study.category_codes == [
+        "study_support", "young_carers"]
+
+    def zipped(files: dict[str, str]) -> bytes:
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w") as zf:
+            for name, text in files.items():
+                zf.writestr(name, text)
+        return out.getvalue()
+
+    n = session.query(Service).count()
+    for bad, message in [
+        (b"PK\x03\x04not really a zip", "cannot be read"),
+        (zipped({"readme.txt": "hello"}), "no services.csv"),
+        (zipped({"services.csv": "id,name,status\r\n"}), "no HSDS services"),
+        (zipped({"services.csv": "id,name,status,minimum_age,maximum_age\r\nx,a,active,12,3\r\n"}), "minimum age"),
+        (zipped({"services.csv": "id,name,status,minimum_age\r\nx,a,active,ten\r\n"}), "minimum_age"),
+        (zipped({"services.csv": "id,name,status\r\nx,a,active\r\n",
+                 "schedules.csv": "id,service_id,freq,byday\r\ns,x,DAILY,MO\r\n"}), "schedules"),
+    ]:
+        with pytest.raises(ResourceError) as exc:
+            hsds_tabular.import_datapackage(session, SYSTEM, bad, "en")
+        assert message in str(exc.value.message), (message, str(exc.value.message))
+    assert session.query(Service).count() == n
+
+
+def test_import_page_takes_the_tables_zip(client, session, make, login, catalogue):
+    from resources import hsds_tabular
+
+    coord = make.staff(Role.coordinator, locale="en")
+    raw = hsds_tabular.export_datapackage(session, "ja")
+    for s in session.query(Service).all():
+        session.delete(s)
+    session.commit()
+    login(coord)
+    assert client.get("/resources/manage/export-tables.zip").status_code == 200
+    from tests.conftest import csrf_token_from
+
+    token = csrf_token_from(client.get("/resources/manage/import").get_data(as_text=True))
+    resp = client.post("/resources/manage/import", data={
+        "csrf_token": token, "kind": "hsds_csv", "locale": "ja", "file": (io.BytesIO(raw), "hsds.zip")},
+        content_type="multipart/form-data")
+    assert resp.status_code == 302
+    assert session.query(Service).count() == 2
+
+
+def test_commands_export_json_csv_and_the_tables_zip_and_import_open_data(app, session, catalogue, tmp_path):
+    import zipfile
+
+    runner = app.test_cli_runner()
+    session.commit()
+    out = runner.invoke(args=["resources", "export-hsds", "--locale", "en"])
+    assert out.exit_code == 0 and len(json.loads(out.output)) == 2
+    out = runner.invoke(args=["resources", "export-hsds", "--csv"])
+    assert out.exit_code == 0 and out.output.startswith("id,organization_id,name")
+    target = tmp_path / "hsds.zip"
+    out = runner.invoke(args=["resources", "export-hsds", "--zip", str(target)])
+    assert out.exit_code == 0 and "services.csv" in zipfile.ZipFile(target).namelist()
+    csv_file = tmp_path / "kosodate.csv"
+    csv_file.write_text("名称,住所,受入年齢\r\nこもれび保育園,石川県みまもり市2-2,1歳10か月\r\n", encoding="utf-8")
+    out = runner.invoke(args=["resources", "import-opendata", str(csv_file)])
+    assert out.exit_code == 0 and "created=1" in out.output
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\r\n1,2\r\n", encoding="utf-8")
+    out = runner.invoke(args=["resources", "import-opendata", str(bad)])
+    assert out.exit_code != 0 and "名称" in out.output

@@ -116,3 +116,18 @@ def test_a_file_without_a_name_column_is_refused_clearly(session):
     with pytest.raises(ResourceError) as exc:
         import_facilities_csv(session, SYSTEM, b"a,b\r\n1,2\r\n")
     assert "名称" in str(exc.value.message)
+
+
+def test_recommended_dataset_columns_accessibility_schedule_note_and_a_too_long_row(session):
+    header = "名称,住所,方書,利用可能曜日,開始時間,終了時間,利用可能日時特記事項,説明,バリアフリー情報,受入年齢\r\n"
+    rows = ("ひろば,石川県みまもり市1-1,2階,土日,9:00,12:00,祝日は休み,親子で遊べます,エレベーターあり,就学前\r\n"
+            "相談室,石川県みまもり市2-2,,,,,予約制,,,\r\n"
+            + "長い名前" * 60 + ",石川県みまもり市3-3,,,,,,,,\r\n")
+    result = import_facilities_csv(session, SYSTEM, (header + rows).encode())
+    assert result.created == 2 and result.skipped == 1 and [line for line, _ in result.problems] == [4]
+    hiroba = session.query(Service).filter_by(name_ja="ひろば").one()
+    assert hiroba.address == "石川県みまもり市1-1 2階" and hiroba.accessibility_ja == "エレベーターあり"
+    assert hiroba.schedules[0].byday == "SA,SU" and hiroba.schedules[0].description_ja == "祝日は休み"
+    assert (hiroba.min_age_months, hiroba.max_age_months) == (0, 83)
+    room = session.query(Service).filter_by(name_ja="相談室").one()
+    assert room.description_ja == "予約制" and room.schedules == []

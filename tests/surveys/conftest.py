@@ -61,19 +61,21 @@ def sv(session, make):
 MOOD_OK = {"weather": "4", "sleep": "3", "breakfast": "3", "friends": "3", "worries": "0", "talk": "0"}
 
 
-def open_now(session, schedule, child, *, hours: int = 2):
-    """An assignment open at the real current time (for browser tests on the live server)."""
+def open_now(session, schedule, child, *, hours: int = 2, at=None):
+    """An assignment open at the real current time, or around ``at`` (for browser tests on the live server)."""
     from datetime import timedelta
 
     from portal.orm import utcnow
     from surveys import instruments
     from surveys.models import SurveyAssignment
+    from surveys.scheduling import TOKYO
 
     inst = instruments.get(schedule.instrument_code)
-    now = utcnow()
+    now = at or utcnow()
     a = SurveyAssignment(
         schedule_id=schedule.id, child_id=child.id, instrument_code=inst.code, instrument_version=inst.version,
-        respondent=inst.respondent, for_date=now.date(), opens_at=now - timedelta(hours=1), closes_at=now + timedelta(hours=hours),
+        respondent=inst.respondent, for_date=now.astimezone(TOKYO).date(), opens_at=now - timedelta(hours=1),
+        closes_at=now + timedelta(hours=hours),
     )
     session.add(a)
     session.flush()

@@ -215,3 +215,26 @@ def test_submission_uses_a_constant_number_of_queries(session, sv, make):
         counts.append(_count_queries(session, lambda a=a, me=me: service.submit(session, me, a.id, {**MOOD_OK, "weather": "1"}, day + timedelta(minutes=1))))
     assert counts[0] == counts[1]
     assert counts[0] <= 6  # load, claim, answer, the recent-lows look-up, the signal
+
+
+def test_talk_request_without_survey_consent_reaches_the_adults_but_stores_no_signal(session, sv, outbox):
+    env = sv.setup(grade=8, consent=False)
+    alert = service.talk_request(session, principal_for(env["child"]), NOW)
+    assert alert.reason == "talk_request"
+    assert sorted(m["To"] for m in outbox) == sorted([env["teacher"].email, env["counsellor"].email])
+    assert session.scalar(select(func.count()).select_from(SurveySignal)) == 0
+
+
+def test_escalation_waits_the_configured_time(app, session, sv, outbox):
+    from surveys import jobs
+
+    env = sv.setup()
+    service.talk_request(session, principal_for(env["child"]), NOW)
+    outbox.clear()
+    app.config["SURVEYS_ALERT_ESCALATE_MINUTES"] = 15
+    try:
+        assert jobs.escalate(session, NOW + timedelta(minutes=14)) == 0
+        assert jobs.escalate(session, NOW + timedelta(minutes=15)) == 1
+    finally:
+        app.config["SURVEYS_ALERT_ESCALATE_MINUTES"] = 60
+    assert [m["To"] for m in outbox] == [env["lead"].email]

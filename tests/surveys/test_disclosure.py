@@ -35,7 +35,10 @@ def test_disclosure_has_check_ins_help_requests_and_the_family_questionnaire(ses
     sections = {s["key"]: s["rows"] for s in out["sections"]}
     checkins = sections["surveys.checkins"]
     answers = [r for r in checkins if r["record"] == "answer"]
-    assert len(answers) == 1 and answers[0]["instrument"] == "mood" and "ないしょ" in answers[0]["free_text"]
+    assert len(answers) == 1 and answers[0]["instrument"] == "mood"
+    # the child's note to the counsellor is not handed to the family; that one exists is said
+    assert answers[0]["free_text"] is None and answers[0]["free_text_withheld"] is True
+    assert "ないしょ" not in json.dumps(out, ensure_ascii=False)
     assert any(r["record"] == "help_request" for r in checkins)
     assert any(r["record"] == "signal" and r["kind"] == "help_request" for r in checkins)
     assert [r["instrument"] for r in sections["surveys.family"]] == ["family"]

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from markupsafe import escape
 
 from surveys import instruments, scoring
 
@@ -60,3 +63,42 @@ def test_family_worries_count_flags():
     checked = scoring.check(inst, 3, {"household": "2", "worries": ["1", "3"], "child_cares": "2"})
     assert checked.ok
     assert scoring.score(inst, checked.answers).flags == 3
+
+
+# -- properties: the answer parser and the ruby renderer never trust their input ---------
+
+_raw_value = st.one_of(st.none(), st.text(max_size=8), st.integers(-5, 12).map(str), st.lists(st.integers(-2, 8).map(str), max_size=4))
+
+
+@settings(max_examples=200, deadline=None)
+@given(code=st.sampled_from(["mood", "who5", "family"]), grade=st.integers(1, 9), raw=st.dictionaries(
+    st.sampled_from(["weather", "sleep", "breakfast", "friends", "worries", "talk", "note", "q1", "q2", "q3", "q4", "q5",
+                     "household", "support", "child_cares", "contact", "unknown"]), _raw_value, max_size=10))
+def test_check_accepts_only_offered_choices_and_reports_the_rest(code, grade, raw):
+    inst = instruments.get(code)
+    checked = scoring.check(inst, grade, raw)
+    asked = {i.id for i in inst.items_for(grade)}
+    assert set(checked.answers) | set(checked.free_text) | set(checked.errors) <= asked
+    for item_id, value in checked.answers.items():
+        item = inst.item(item_id)
+        values = value if isinstance(value, list) else [value]
+        assert all(item.option(v) is not None for v in values)
+        assert item.type == "multi" or not isinstance(value, list)
+    for item in inst.items_for(grade):
+        if item.required and item.id not in checked.answers:
+            assert item.id in checked.errors  # a missing required answer is never silently dropped
+    if checked.ok:
+        result = scoring.score(inst, checked.answers)
+        lo, hi = inst.score.get("min"), inst.score.get("max")
+        if result.score is not None and lo is not None:
+            assert lo <= result.score <= hi
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=40))
+def test_ruby_marks_render_escaped_and_plain_text_drops_them(text):
+    assert str(instruments.render_text(text, ruby=False)) == str(escape(instruments.plain_text(text)))
+    with_ruby = str(instruments.render_text(text, ruby=True))
+    stripped = with_ruby.replace("<ruby>", "").replace("</ruby>", "").replace("<rp>", "").replace("</rp>", "")
+    stripped = stripped.replace("<rt>", "").replace("</rt>", "")
+    assert "<" not in stripped  # nothing from the text becomes markup

@@ -178,3 +178,47 @@ def test_guardian_answers_the_family_questionnaire(session, sv, make, login, pos
     assert resp.status_code == 302
     r = session.scalar(select(SurveyResponse))
     assert r.respondent_kind == "guardian" and r.answers["worries"] == [1, 3]
+
+
+def test_check_in_after_the_window_shows_a_message_and_stores_nothing(session, sv, login, client, monkeypatch):
+    env = sv.setup(grade=8)
+    session.commit()
+    login(env["child"])
+    a = _a(session, env["child"])
+    token = csrf_token_from(client.get(f"/student/checkins/{a.id}").get_data(as_text=True))
+    monkeypatch.setattr(views, "clock", lambda: MONDAY_0830 + timedelta(hours=2))  # the window closed at 10:00
+    resp = client.post(f"/student/checkins/{a.id}", data={**MOOD_OK, "csrf_token": token}, follow_redirects=True)
+    assert "じかんは おわりました" in resp.get_data(as_text=True)
+    assert session.scalar(select(func.count()).select_from(SurveyResponse)) == 0
+
+
+def test_check_in_sent_twice_from_the_page_stores_one_answer(session, sv, login, client):
+    env = sv.setup(grade=8)
+    session.commit()
+    login(env["child"])
+    a = _a(session, env["child"])
+    token = csrf_token_from(client.get(f"/student/checkins/{a.id}").get_data(as_text=True))
+    first = client.post(f"/student/checkins/{a.id}", data={**MOOD_OK, "csrf_token": token})
+    second = client.post(f"/student/checkins/{a.id}", data={**MOOD_OK, "weather": "1", "csrf_token": token}, follow_redirects=True)
+    assert first.status_code == 302
+    assert "もう こたえて くれました" in second.get_data(as_text=True)
+    rows = session.scalars(select(SurveyResponse)).all()
+    assert len(rows) == 1 and rows[0].answers["weather"] == 4  # the first answer is kept
+
+
+def test_alert_list_is_audited_and_free_text_is_for_the_counsellor_only(session, sv, login, client):
+    from portal.auth.service import principal_for
+    from surveys import service
+
+    env = sv.setup(grade=5)
+    service.submit(session, principal_for(env["child"]), _a(session, env["child"]).id,
+                   {**MOOD_OK, "talk": "1", "note": "ないしょの話"}, NOW)
+    session.commit()
+    login(env["lead"])
+    assert env["child"].name in client.get("/staff/alerts").get_data(as_text=True)
+    reads = session.scalars(select(AuditEvent.detail).where(AuditEvent.action == "child.read", AuditEvent.child_id == env["child"].id)).all()
+    assert {"view": "surveys.alerts"} in reads
+    child_page = client.get(f"/staff/checkins/children/{env['child'].id}").get_data(as_text=True)
+    assert "ないしょの話" not in child_page  # the child was told only the counsellor reads it
+    login(env["counsellor"])
+    assert "ないしょの話" in client.get(f"/staff/checkins/children/{env['child'].id}").get_data(as_text=True)

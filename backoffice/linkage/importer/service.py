@@ -18,7 +18,7 @@ from functools import lru_cache
 
 from dateutil.relativedelta import relativedelta
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from backoffice.linkage import matching
@@ -68,6 +68,28 @@ DROP_REASONS = {
     "no_match": _l("no matching child"),
     "rejected": _l("rejected earlier by the data steward"),
     "invalid": _l("invalid row"),
+}
+
+
+#: How a record was linked (the export's ``method``), for the pages.
+METHODS = {
+    "student_no": _l("by student number (児童生徒番号)"),
+    "atena_no": _l("by resident number (宛名番号)"),
+    "probabilistic": _l("by name, birth date, sex and address"),
+    "clerical": _l("by the data steward's decision"),
+}
+
+#: What a roster import did, for the report page.
+ROSTER_COUNTS = {
+    "children_created": _l("Children added"),
+    "children_updated": _l("Children updated"),
+    "children_unchanged": _l("Children unchanged"),
+    "schools_created": _l("Schools added"),
+    "classes_created": _l("Classes added"),
+    "enrolments_created": _l("Enrolments added"),
+    "enrolments_updated": _l("Enrolments changed"),
+    "duplicates": _l("Rows repeating a student number (skipped)"),
+    "invalid": _l("Invalid rows (skipped)"),
 }
 
 
@@ -157,6 +179,27 @@ class Report:
 
 
 # -- reading and validating -------------------------------------------------------
+
+
+def stream_size(stream) -> int | None:
+    """The size of a seekable upload stream without reading it (None when
+    the stream cannot tell)."""
+    try:
+        here = stream.tell()
+        size = stream.seek(0, 2)
+        stream.seek(here)
+    except (AttributeError, OSError, ValueError):
+        return None
+    return size
+
+
+def refuse_if_too_large(size: int | None, max_bytes: int) -> None:
+    """Refuse a file by its size alone, before reading it (raises TabularError)."""
+    if size is not None and size > max_bytes:
+        raise TabularError(
+            "too_large",
+            _l("The file is larger than %(size)s MB and was not read.", size=max(1, max_bytes // (1024 * 1024))),
+        )
 
 
 def source_spec(source: str) -> SourceSpec:
@@ -648,12 +691,32 @@ def _delete_records(session: Session, where) -> int:
     return session.execute(delete(LinkedRecord).where(where)).rowcount or 0
 
 
+def expired_condition(today: date):
+    """Records past their retention: the expiry set at import, or the
+    catalogue's retention as it reads today (a period shortened since the
+    import applies at once), or a source the catalogue no longer declares."""
+    from datetime import UTC, datetime, time
+
+    catalogue = load()
+    conditions = [LinkedRecord.expires_on < today]
+    declared = []
+    for spec in catalogue.linkable:
+        declared.append(spec.key)
+        cutoff = today - relativedelta(months=spec.retention_months)
+        conditions.append(and_(LinkedRecord.source == spec.key, LinkedRecord.record_date.is_not(None),
+                               LinkedRecord.record_date < cutoff))
+        conditions.append(and_(LinkedRecord.source == spec.key, LinkedRecord.record_date.is_(None),
+                               LinkedRecord.created_at < datetime.combine(cutoff, time(0), tzinfo=UTC)))
+    conditions.append(LinkedRecord.source.not_in(declared))
+    return or_(*conditions)
+
+
 def purge_expired(session: Session, today: date | None = None, actor: Principal | None = None) -> int:
     """Delete linked records past the catalogue's retention (the retention job)."""
     from portal.auth.principal import SYSTEM
 
     today = today or utcnow().date()
-    removed = _delete_records(session, LinkedRecord.expires_on < today)
+    removed = _delete_records(session, expired_condition(today))
     if removed:
         audit(session, actor or SYSTEM, "linkage.purge_expired", detail={"removed": removed})
     return removed

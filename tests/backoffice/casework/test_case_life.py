@@ -351,3 +351,46 @@ def test_referral_to_a_catalogue_service(session, world, flagged):
     cw.respond(session, lead, r.id, accept=True, note="来週から参加")
     cw.finish_referral(session, lead, r.id)
     assert r.status == ReferralStatus.done
+
+
+def test_past_review_dates_in_decisions_and_reviews_are_refused(session, world, flagged, today):
+    child, flag = flagged(world.cls)
+    lead = world.p(world.lead)
+    case = cw.open_from_flag(session, world.p(world.teacher), flag.id)
+    m = cw.create_meeting(session, lead, world.school.id, today)
+    cw.list_case(session, lead, m.id, case.id)
+    yesterday = today - timedelta(days=1)
+    with pytest.raises(cw.CaseworkError) as err:
+        cw.decide(session, lead, m.id, case.id, case.version, "keep_watching", review_date=yesterday)
+    assert err.value.field == "review_date" and "past" in _en(err.value)
+    assert case.status == CaseStatus.flagged and case.decision is None and m.items[0].decision is None
+
+    cw.decide(session, lead, m.id, case.id, case.version, "keep_watching", review_date=future(10))
+    cw.start_review(session, lead, case.id, case.version)
+    with pytest.raises(cw.CaseworkError) as err:
+        cw.continue_after_review(session, lead, case.id, case.version, yesterday)
+    assert err.value.field == "review_date"
+    assert case.status == CaseStatus.under_review and case.review_due == future(10)
+
+    with pytest.raises(cw.CaseworkError) as err:
+        cw.create_meeting(session, lead, world.school.id, today - timedelta(days=40))
+    assert err.value.field == "held_on"
+
+
+def test_every_free_text_about_a_child_is_encrypted_at_rest(session, world, flagged):
+    child, flag, case, m = _decided_case(session, world, flagged, note="委員会の判断メモ")
+    lead = world.p(world.lead)
+    cw.set_attendees(session, lead, m.id, [world.lead.id], "民生委員の山田さん")
+    cw.save_plan(session, lead, case.id, case.version, cw.PlanData(
+        review_date=future(30), goals=["安心して登校する"], actions=[cw.ActionData("週一回の面談", world.teacher.id, future(7))]))
+    cw.refer(session, lead, case.id, "counsellor", receiver_id=world.counsellor.id, reason="不安が強い様子")
+    cw.start_review(session, lead, case.id, case.version)
+    cw.close_case(session, lead, case.id, case.version, "other", "転居予定のため")
+    session.flush()
+    for table, column, words in [
+        ("casework_meeting_item", "decision_note", "委員会の判断"), ("casework_meeting", "other_attendees", "民生委員"),
+        ("casework_plan_goal", "text", "安心して"), ("casework_plan_action", "text", "週一回"),
+        ("casework_referral", "reason", "不安が"), ("casework_case", "close_note", "転居"),
+    ]:
+        raw = session.execute(text(f"SELECT {column} FROM {table}")).scalars().all()  # noqa: S608 (fixed names)
+        assert raw and all(v and words not in v for v in raw), (table, column)

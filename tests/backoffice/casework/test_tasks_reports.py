@@ -170,6 +170,12 @@ def test_meeting_pdf_summarises_the_listed_cases_in_japanese(app, session, world
     assert resp.status_code == 200 and resp.mimetype == "application/pdf"
     text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(resp.data)).pages)
     assert "見守" in text and "学校がこわい" in text and "支援が必要" in text
+    # The same summary for a lead who reads English.
+    world.lead.locale = "en"
+    session.commit()
+    resp = login(world.lead).get(f"/staff/cases/meetings/{m.id}/summary.pdf")
+    text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(resp.data)).pages)
+    assert "Case meeting summary" in text and "Support needed" in text and "学校がこわい" in text
 
 
 def _listed_meeting(session, world, flagged, n, meeting=None):
@@ -203,6 +209,20 @@ def test_meeting_page_audits_every_child_in_a_constant_number_of_queries(session
     assert audit.verify(session).ok
 
 
+def test_meeting_pdf_uses_a_constant_number_of_queries(session, world, flagged, login, count_queries):
+    m = _listed_meeting(session, world, flagged, 2)
+    url = f"/staff/cases/meetings/{m.id}/summary.pdf"
+    c = login(world.lead)
+    c.get(url)
+    with count_queries() as small:
+        assert c.get(url).status_code == 200
+    _listed_meeting(session, world, flagged, 6, meeting=m)
+    with count_queries() as big:
+        resp = c.get(url)
+    assert resp.status_code == 200 and resp.data.startswith(b"%PDF")
+    assert small["n"] == big["n"], "\n".join(big["sql"])
+
+
 def _referred_cases(session, world, flagged, n):
     for _ in range(n):
         case = _case_with_plan(session, world, flagged)
@@ -214,6 +234,8 @@ def _referred_cases(session, world, flagged, n):
     ("lead", "/staff/cases/"), ("lead", "/staff/cases/tasks"), ("lead", "/staff/cases/dashboard"),
     ("lead", "/staff/cases/meetings"), ("teacher", "/staff/cases/queue"), ("teacher", "/staff/cases/notices"),
     ("counsellor", "/staff/cases/referrals"), ("counsellor", "/staff/cases/tasks"), ("coordinator", "/staff/cases/municipality"),
+    ("lead", "/staff/cases/register.csv"), ("coordinator", "/staff/cases/municipality.csv"),
+    ("counsellor", "/staff/cases/"), ("counsellor", "/staff/cases/dashboard"), ("lead", "/staff/cases/notices"),
 ])
 def test_pages_use_a_constant_number_of_queries(session, make, world, flagged, login, count_queries, who, url):
     staff = make.staff("coordinator") if who == "coordinator" else getattr(world, who)
@@ -234,3 +256,39 @@ def test_cli_remind_opens_cases_and_reminds(app, session, world, flagged):
     result = app.test_cli_runner().invoke(args=["casework", "remind"])
     assert result.exit_code == 0, result.output
     assert "cases opened: 1" in result.output and "people reminded: 1" in result.output
+
+
+def _planned_case(session, world, flagged, make, *, extra: int):
+    """A case with a plan and a referral; ``extra`` more actions, referrals and plan changes by more people."""
+    case = _case_with_plan(session, world, flagged)
+    lead = world.p(world.lead)
+    owners = [world.teacher, world.counsellor, world.ssw, world.lead, world.other_teacher]
+    extra_staff = [make.staff("teacher", schools=[world.school]) for _ in range(extra)]
+    owners += extra_staff
+    for i in range(extra):
+        cw.save_plan(session, lead, case.id, case.version, cw.PlanData(
+            review_date=future(30 + i), goals=[f"目標{j}" for j in range(i + 2)],
+            actions=[cw.ActionData(f"取り組み{j}", owners[j % len(owners)].id, future(5 + j)) for j in range(i + 2)]))
+    r = cw.refer(session, lead, case.id, "counsellor", receiver_id=world.counsellor.id)
+    if extra:
+        cw.respond(session, world.p(world.counsellor), r.id, accept=True, note="受けます")
+        cw.finish_referral(session, world.p(world.counsellor), r.id)
+        r2 = cw.refer(session, lead, case.id, "social_worker", receiver_id=world.ssw.id)
+        cw.respond(session, world.p(world.ssw), r2.id, accept=False, note="今は難しい")
+        cw.refer(session, lead, case.id, "counsellor", receiver_id=world.counsellor.id)
+    session.commit()
+    return case
+
+
+@pytest.mark.parametrize("who", ["lead", "counsellor", "teacher"])
+def test_case_page_uses_a_constant_number_of_queries(session, make, world, flagged, login, count_queries, who):
+    small = _planned_case(session, world, flagged, make, extra=0)
+    big = _planned_case(session, world, flagged, make, extra=5)
+    c = login(getattr(world, who))
+    c.get(f"/staff/cases/{small.id}")
+    with count_queries() as few:
+        assert c.get(f"/staff/cases/{small.id}").status_code == 200
+    with count_queries() as many:
+        html = c.get(f"/staff/cases/{big.id}").get_data(as_text=True)
+    assert "今は難しい" in html and html.count("<li><span class=\"hint\">") > 10
+    assert few["n"] == many["n"], "\n".join(many["sql"])

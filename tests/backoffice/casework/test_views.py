@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from backoffice.casework import service as cw
 from backoffice.casework.models import Case, CaseStatus, Referral
@@ -166,6 +166,7 @@ def test_help_requests_show_in_the_queue_and_open_a_case(session, world, login, 
     login(world.teacher)
     html = login(world.teacher).get("/staff/cases/queue").get_data(as_text=True)
     assert "相談 希望" in html and "助けを求めています" in html
+    assert 'href="/staff/alerts"' in html  # where the teacher records what was done
     resp = post_form("/staff/cases/start", {"alert_id": alert.id}, page="/staff/cases/queue")
     assert resp.status_code == 302
     case = session.scalar(select(Case).where(Case.child_id == child.id))
@@ -226,3 +227,89 @@ def test_assessment_page_of_a_decided_case_sends_back_to_the_case(session, world
     session.commit()
     resp = login(world.teacher).get(f"/staff/cases/{case.id}/assessment")
     assert resp.status_code == 302 and resp.headers["Location"].endswith(f"/staff/cases/{case.id}")
+
+
+def test_a_teacher_cannot_assess_or_open_a_case_for_a_child_outside_their_classes(session, world, flagged, login,
+                                                                                 post_form):
+    from backoffice.casework.models import Assessment, CaseEvent
+
+    child, flag = flagged(world.other_cls)
+    other_child, other_flag = flagged(world.other_cls)
+    case = cw.open_from_flag(session, world.p(world.other_teacher), flag.id)
+    session.commit()
+    events = session.scalar(select(func.count()).select_from(CaseEvent))
+    login(world.teacher)
+    # A case of another class: the assessment page and its form answer 404, as if there were no such case.
+    resp = post_form(f"/staff/cases/{case.id}/assessment", {"version": case.version, "proposal": "support_needed"},
+                     page="/staff/cases/queue")
+    assert resp.status_code == 404
+    # A flag of another class cannot open a case either.
+    resp = post_form("/staff/cases/start", {"flag_id": other_flag.id}, page="/staff/cases/queue")
+    assert resp.status_code == 404
+    session.expire_all()
+    assert session.scalar(select(func.count()).select_from(Assessment)) == 0
+    assert session.scalar(select(Case.id).where(Case.flag_id == other_flag.id)) is None
+    assert session.scalar(select(func.count()).select_from(CaseEvent)) == events
+    assert session.get(Case, case.id).status == CaseStatus.flagged
+
+
+def test_assessment_page_of_a_closed_case_says_it_is_closed(session, world, flagged, login):
+    _set_locale(session, world.teacher, "en")
+    child, flag = flagged(world.cls)
+    case = cw.open_from_flag(session, world.p(world.teacher), flag.id)
+    cw.close_case(session, world.p(world.lead), case.id, case.version, "moved_away")
+    session.commit()
+    resp = login(world.teacher).get(f"/staff/cases/{case.id}/assessment", follow_redirects=True)
+    assert "This case is closed. Reopen it before recording an assessment." in resp.get_data(as_text=True)
+
+
+def test_stale_decision_form_gets_a_clear_conflict(session, world, flagged, login, post_form):
+    _set_locale(session, world.lead, "en")
+    child, flag = flagged(world.cls)
+    case = cw.open_from_flag(session, world.p(world.teacher), flag.id)
+    m = cw.create_meeting(session, world.p(world.lead), world.school.id, future(0))
+    cw.list_case(session, world.p(world.lead), m.id, case.id)
+    stale = case.version
+    cw.assess(session, world.p(world.teacher), case.id, case.version, cw.AssessmentData(proposal="no_concern",
+                                                                                         no_concern_reason="元気"))
+    session.commit()
+    login(world.lead)
+    resp = post_form(f"/staff/cases/meetings/{m.id}/decide",
+                     {"case_id": case.id, f"d{case.id}-version": stale, f"d{case.id}-decision": "support_plan"},
+                     page=f"/staff/cases/meetings/{m.id}", follow_redirects=True)
+    assert "Somebody else changed this case" in resp.get_data(as_text=True)
+    session.expire_all()
+    assert session.get(Case, case.id).status == CaseStatus.assessed
+    assert session.get(Case, case.id).decision is None
+
+
+def test_decision_with_a_past_review_date_is_refused_by_http(session, world, flagged, login, post_form):
+    child, flag = flagged(world.cls)
+    case = cw.open_from_flag(session, world.p(world.teacher), flag.id)
+    m = cw.create_meeting(session, world.p(world.lead), world.school.id, future(0))
+    cw.list_case(session, world.p(world.lead), m.id, case.id)
+    session.commit()
+    login(world.lead)
+    past = (cw.tokyo_today() - timedelta(days=1)).isoformat()
+    resp = post_form(f"/staff/cases/meetings/{m.id}/decide",
+                     {"case_id": case.id, f"d{case.id}-version": case.version, f"d{case.id}-decision": "keep_watching",
+                      f"d{case.id}-review_date": past},
+                     page=f"/staff/cases/meetings/{m.id}", follow_redirects=True)
+    assert "この日付は過去です" in resp.get_data(as_text=True)
+    session.expire_all()
+    assert session.get(Case, case.id).status == CaseStatus.flagged
+
+
+def test_the_leads_task_page_lists_overdue_tasks_per_person(session, world, flagged, login):
+    _set_locale(session, world.lead, "en")
+    for _ in range(2):
+        child, flag = flagged(world.cls, days_ago=30)  # assessment due two weeks ago: overdue
+        cw.open_from_flag(session, world.p(world.teacher), flag.id)
+    child, flag = flagged(world.other_cls, days_ago=30)
+    cw.open_from_flag(session, world.p(world.other_teacher), flag.id)
+    session.commit()
+    html = login(world.lead).get("/staff/cases/tasks").get_data(as_text=True)
+    table = html.split('class="cw-overdue-by-person"')[1].split("</table>")[0]
+    rows = [r for r in table.split("<tr>")[2:]]
+    assert world.teacher.name in rows[0] and "<td>2</td>" in rows[0]
+    assert world.other_teacher.name in rows[1] and "<td>1</td>" in rows[1]

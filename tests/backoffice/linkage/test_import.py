@@ -230,3 +230,38 @@ def test_number_without_birth_date_confirmed_by_school_grade_and_class():
     assert (same.kind, same.method, same.child_id) == ("link", "student_no", 1)
     other = matcher.match(m.person(name="山田 太朗", student_no="S0003", school="E002", grade=3, klass="1"))
     assert other.kind != "link" and other.stale_number
+
+
+def test_utf8_with_and_without_bom(session, kids):
+    for day, encoding in ((1, "utf-8-sig"), (2, "utf-8")):
+        expected = encoding
+        data = csv_bytes(H_TEATE, f"A0001,高橋 花子,,2017-05-03,,支給中,2024-04-0{day}", encoding=encoding)
+        report = service.import_file(session, SYSTEM, "jidou_teate", data)
+        assert report.encoding == expected and report.linked["atena_no"] == 1
+
+
+def test_both_twins_consented_each_gets_their_own_record(session, kids):
+    give_consent(session, kids["b"], "data_linkage")
+    session.flush()
+    data = csv_bytes(H_TEATE, ",髙橋 桃子,タカハシ モモコ,2017-05-03,,支給中,2024-04-01",
+                     ",高橋 花子,たかはし はなこ,H29.5.3,,支給停止,2024-04-01",
+                     "A0002,高橋 花子,タカハシ ハナコ,2017-05-03,,支給中,2024-05-01")  # 桃子's number on 花子's row
+    report = service.import_file(session, SYSTEM, "jidou_teate", data)
+    by_row = {r.source_row: r.child_id for r in stored(session)}
+    assert by_row == {1: kids["b"].id, 2: kids["a"].id, 3: kids["a"].id}
+    assert report.stale_numbers == 1
+
+
+def test_retention_follows_the_catalogue_as_it_reads_today(session, kids, monkeypatch):
+    from backoffice.linkage import catalogue
+
+    data = csv_bytes(H_TEATE, "A0001,高橋 花子,,2017-05-03,,支給中,2026-01-01")
+    service.import_file(session, SYSTEM, "jidou_teate", data, today=date(2026, 2, 1))
+    assert service.purge_expired(session, today=date(2026, 3, 1)) == 0  # 24 months
+    cat = catalogue.load()
+    spec = cat.source("jidou_teate")
+    shorter = catalogue.Catalogue(cat.version, cat.purpose,
+                                  {**cat.sources, "jidou_teate": spec.__class__(**{**spec.__dict__, "retention_months": 1})})
+    monkeypatch.setattr(service, "load", lambda: shorter)
+    assert service.purge_expired(session, today=date(2026, 3, 1)) == 1
+    assert session.scalar(select(AuditEvent).where(AuditEvent.action == "linkage.purge_expired"))

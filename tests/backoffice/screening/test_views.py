@@ -116,3 +116,56 @@ def test_train_with_too_few_decisions_flashes_message(session, make, login, post
     assert resp.status_code == 200
     body = resp.get_data(as_text=True)
     assert "Too few teacher decisions" in body or "判断" in body
+
+
+def _statements(session, fn):
+    from sqlalchemy import event
+
+    seen = []
+
+    def count(conn, cursor, statement, *a, **k):
+        seen.append(statement)
+
+    engine = session.get_bind()
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        resp = fn()
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert resp.status_code == 200
+    return len(seen)
+
+
+def test_queue_and_child_pages_query_a_constant_number_of_times(session, make, consented, records, as_principal,
+                                                                 login, client):
+    teacher, klass = make.teacher_with_class(grade=5)
+    children = [consented(klass) for _ in range(6)]
+    _active(session, make, as_principal, "absence_recent [2]: absence_rate_3m >= 10%\nmood: low_mood")
+    for c in children:
+        for m in (5, 6, 7):
+            records.attendance(c, date(2026, m, 1), absent=3)
+        records.signal(c, "low_mood_streak", days_ago=2)
+    first = children[0]
+    for c in children[1:]:
+        service.raise_manual_flag(session, as_principal(teacher), c.id, "worried")
+    session.commit()
+    login(teacher)
+
+    def queue_with(n):
+        from sqlalchemy import update
+
+        from backoffice.screening.models import FlagStatus
+
+        session.execute(update(Flag).where(Flag.child_id.in_([c.id for c in children[n:]]))
+                        .values(status=FlagStatus.resolved).execution_options(synchronize_session=False))
+        session.commit()
+        return _statements(session, lambda: client.get("/staff/screening/"))
+
+    service.run_screening(session, SYSTEM, trigger="test", as_of=AS_OF)
+    session.commit()
+    many = _statements(session, lambda: client.get("/staff/screening/"))
+    few = queue_with(1)
+    assert many == few
+    one_flag = _statements(session, lambda: client.get(f"/staff/screening/child/{children[1].id}"))
+    three_flags = _statements(session, lambda: client.get(f"/staff/screening/child/{first.id}"))
+    assert one_flag == three_flags

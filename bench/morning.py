@@ -1,0 +1,517 @@
+"""A school morning against gunicorn on PostgreSQL: sign-ins, check-ins, teachers' pages, the case register.
+
+    .venv/bin/python bench/morning.py [--classes 4] [--guardian-share 0.25] [--case-share 0.5]
+                                      [--refreshes 12] [--clients 16] [--workers 2] [--threads 4]
+
+Creates a throwaway PostgreSQL database with one junior-high school: classes
+of 40 children (consent given, today's mood check-in open, a case for a
+share of them), a homeroom teacher per class and a school lead, every staff
+member with a password and a TOTP secret. Then it serves the application
+(``portal:create_app()``) and a bare Flask + SQLAlchemy app with gunicorn on
+localhost and plays the morning with ``--clients`` concurrent browsers, each
+with its own cookies, as a real browser would (GET the form, read its CSRF
+token, POST it):
+
+* every student: sign-in page, sign-in with 児童生徒番号 + PIN, the home
+  page, the check-in page, the check-in submitted;
+* a share of the guardians: sign-in page, e-mail + password, the family home;
+* every teacher and the lead: password page, password, TOTP page, a code
+  computed with pyotp from the seeded secret;
+* then, spread over the morning while the children check in, each teacher
+  opens ``--refreshes`` times the staff home, today's class list and the
+  screening queue; the lead opens the case register as often.
+
+The bare app gets the same number of GETs (one SELECT, a small template) and
+POSTs (one INSERT) from as many clients: the floor of the stack on this
+machine. Both are warmed up (the application with signed-in GETs of every
+page kind, cookies made in the seed; nothing measured). It prints, per kind
+of request and overall, the count, p50, p95 and p99, throughput of both
+apps and their ratio, and the CPU the gunicorn processes used a request
+(from /proc: on a shared machine wall-clock latency is mostly waiting for a
+core, CPU is the steadier figure); the last line is key=value pairs.
+
+Where the time goes (measured with the scratch profile of each page kind
+through the test client): a sign-in costs about 270 ms of CPU, all of it
+argon2 (RFC 9106 parameters, by design), so sign-ins take three quarters of
+the server's CPU in this morning; every other page costs 5 to 50 ms.
+
+Passwords and PINs use the application's real argon2 parameters (the seed
+hashes one password and one PIN once and gives them to everyone, which
+changes nothing at sign-in). Sign-in rate limits are raised for the run (all
+browsers share 127.0.0.1). Gunicorn as in ``bench/checkin_load.py``: gthread,
+2 workers x 4 threads on this 2-core machine. The database is dropped at the
+end. No network beyond localhost. Under five minutes at the default size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import http.cookies
+import os
+import random
+import re
+import sys
+import threading
+import time
+import urllib.parse
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench._serve import (  # noqa: E402
+    app_env,
+    create_database,
+    drive,
+    drop_database,
+    load_average,
+    percentile,
+    serve,
+    server_cpu_seconds,
+    stop,
+)
+
+MOOD = {"weather": "4", "sleep": "3", "breakfast": "2", "friends": "3", "worries": "0", "talk": "0"}
+PASSWORD = "morning-bench-password"
+PIN = "482915"
+PER_CLASS = 40
+KINDS = (
+    "signin_form", "student_signin", "guardian_signin", "staff_signin", "student_home", "family_home",
+    "checkin_form", "checkin", "teacher_dashboard", "class_list", "case_register",
+)
+CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
+
+
+# -- the school --------------------------------------------------------------------------
+
+
+@dataclass
+class Person:
+    kind: str  # student / guardian / teacher / lead
+    login: str  # 児童生徒番号 or e-mail
+    totp_secret: str | None = None
+    assignment_id: int | None = None
+    class_id: int | None = None
+    warm_cookie: str = ""  # a signed-in session made in the seed, for the warm-up only
+
+
+def seed(url: str, env: dict, n_classes: int, guardian_share: float, case_share: float, rng: random.Random) -> list[Person]:
+    """The school, its people and today's open check-ins; returns who comes this morning."""
+    os.environ.update(env)
+    from flask import session as flask_session
+    from sqlalchemy import insert, select
+
+    from backoffice.casework.models import Case, CaseSource, CaseStatus
+    from consent.testing import give_consent
+    from portal import create_app
+    from portal.auth.passwords import hash_password
+    from portal.auth.principal import SYSTEM
+    from portal.auth.service import new_totp_secret, principal_for, set_totp_secret
+    from portal.extensions import db
+    from portal.orm import utcnow
+    from portal.people.models import (
+        Child,
+        Enrolment,
+        Guardian,
+        GuardianChild,
+        Role,
+        School,
+        SchoolClass,
+        SchoolKind,
+        SchoolYear,
+        Staff,
+        StaffScope,
+    )
+    from surveys import instruments, scheduling
+    from surveys.models import Frequency, SurveyAssignment
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url})
+    people: list[Person] = []
+    with app.app_context():
+        db.create_all()
+        s = db.session
+        pw_hash, pin_hash = hash_password(PASSWORD), hash_password(PIN)
+        year = SchoolYear(fiscal_year=2026, starts_on=date(2026, 4, 1), ends_on=date(2027, 3, 31), is_current=True)
+        school = School(code="M001", name="朝の中学校", kind=SchoolKind.junior_high)
+        s.add_all([year, school])
+        s.flush()
+
+        def staff_member(email: str, name: str, role: Role, kind: str) -> tuple[Staff, Person]:
+            st = Staff(email=email, name=name, role=role, password_hash=pw_hash)
+            secret = new_totp_secret()
+            set_totp_secret(st, secret)
+            s.add(st)
+            s.flush()
+            s.add(StaffScope(staff_id=st.id, school_id=school.id))
+            return st, Person(kind, email, totp_secret=secret)
+
+        lead, lead_person = staff_member("lead@morning.invalid", "校長", Role.school_lead, "lead")
+        staff_people = [(lead, lead_person)]
+        children, guardians = [], []
+        for k in range(n_classes):
+            teacher, tp = staff_member(f"t{k}@morning.invalid", f"担任{k}", Role.teacher, "teacher")
+            cls = SchoolClass(school_id=school.id, school_year_id=year.id, grade=7 + k % 3, name=str(1 + k // 3),
+                              homeroom_teacher_id=teacher.id)
+            s.add(cls)
+            s.flush()
+            tp.class_id = cls.id
+            staff_people.append((teacher, tp))
+            for i in range(PER_CLASS):
+                c = Child(student_no=f"M{k:02d}{i:04d}", name=f"朝 太郎{k}-{i}", birth_date=date(2013 - k % 3, 6, 1),
+                          pin_hash=pin_hash)
+                g = Guardian(name=f"朝 保護者{k}-{i}", email=f"g{k}-{i}@morning.invalid", password_hash=pw_hash)
+                s.add_all([c, g])
+                s.flush()
+                s.add_all([Enrolment(child_id=c.id, school_year_id=year.id, class_id=cls.id, attendance_no=i + 1),
+                           GuardianChild(guardian_id=g.id, child_id=c.id)])
+                children.append((c, teacher))
+                guardians.append(g)
+        s.flush()
+        inst = instruments.get("mood")
+        now = utcnow()
+        for grade in sorted({7 + k % 3 for k in range(n_classes)}):
+            sched = scheduling.create_schedule(s, SYSTEM, scheduling.ScheduleInput(
+                school_id=school.id, grade=grade, instrument_code="mood", frequency=Frequency.school_day,
+                window_start=scheduling.time(0, 0), window_end=scheduling.time(23, 59),
+                starts_on=date(2026, 4, 1), ends_on=date(2027, 3, 31)))
+            for c, _t in children:
+                if c.birth_date.year == 2013 - (grade - 7):
+                    s.add(SurveyAssignment(schedule_id=sched.id, child_id=c.id, instrument_code="mood",
+                                           instrument_version=inst.version, respondent="student", for_date=now.date(),
+                                           opens_at=now - timedelta(hours=1), closes_at=now + timedelta(hours=3)))
+        for c, _t in children:
+            give_consent(s, c, "wellbeing_survey")
+        statuses = list(CaseStatus)
+        today = date.today()
+        cases = []
+        for i, (c, teacher) in enumerate(children):
+            if rng.random() >= case_share:
+                continue
+            st = statuses[i % len(statuses)]
+            flagged = now - timedelta(days=rng.randint(5, 90))
+            decided = flagged + timedelta(days=rng.randint(1, 30)) if st not in ("flagged", "assessed", "reopened") else None
+            cases.append({
+                "child_id": c.id, "school_id": school.id, "teacher_id": teacher.id, "source": CaseSource.flag,
+                "urgency": rng.randint(1, 3), "status": st, "flagged_at": flagged,
+                "assessment_due": today + timedelta(days=rng.randint(-10, 14)), "decided_at": decided,
+                "review_due": today + timedelta(days=rng.randint(-5, 60)) if decided else None,
+                "closed_at": now if st == "closed" else None, "uses_linkage": True, "uses_survey": False,
+                "created_at": flagged, "updated_at": now, "version": 1,
+            })
+        if cases:
+            s.execute(insert(Case), cases)
+        s.commit()
+        aid_of = dict(s.execute(select(SurveyAssignment.child_id, SurveyAssignment.id)).all())
+
+        serializer = app.session_interface.get_signing_serializer(app)
+        cookie_name = app.config["SESSION_COOKIE_NAME"]
+
+        def forged(obj) -> str:
+            with app.test_request_context():
+                flask_session["_user_id"] = principal_for(obj).get_id()
+                flask_session["_fresh"] = True
+                flask_session["last_seen"] = time.time() + 3600
+                return f"{cookie_name}={serializer.dumps(dict(flask_session))}"
+
+        for st, person in staff_people:
+            person.warm_cookie = forged(st)
+            people.append(person)
+        for c, _t in children:
+            people.append(Person("student", c.student_no, assignment_id=aid_of[c.id]))
+        people[-1].warm_cookie = forged(children[-1][0])
+        visiting = [g for g in guardians if rng.random() < guardian_share] or guardians[:1]
+        for g in visiting:
+            people.append(Person("guardian", g.email))
+        people[-1].warm_cookie = forged(visiting[-1])
+    return people
+
+
+# -- browsers ------------------------------------------------------------------------------
+
+
+class StepFailed(Exception):
+    pass
+
+
+@dataclass
+class Stats:
+    latencies: dict = field(default_factory=lambda: defaultdict(list))
+    errors: dict = field(default_factory=lambda: defaultdict(int))
+    first_errors: list = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class Browser:
+    """One person's cookies; requests go over the calling thread's keep-alive connection.
+
+    ``local`` is one ``threading.local`` for the whole run (a teacher's
+    refreshes may run on two client threads at once: each uses its own connection).
+    """
+
+    def __init__(self, port: int, stats: Stats, local: threading.local):
+        self.port, self.stats, self.local = port, stats, local
+        self.cookies: dict[str, str] = {}
+        self.signed_in = threading.Event()
+
+    def _conn(self) -> http.client.HTTPConnection:
+        if getattr(self.local, "conn", None) is None:
+            self.local.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        return self.local.conn
+
+    def request(self, kind: str, method: str, path: str, form: dict | None = None, *, expect: str | None = None) -> str:
+        """Send one request, keep its cookies, time it under ``kind``; the body of a 200.
+
+        ``expect`` (a POST): the path the redirect must go to. Anything else fails the step.
+        """
+        body = urllib.parse.urlencode(form) if form is not None else None
+        headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())}
+        if body is not None:
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        t = time.perf_counter()
+        for attempt in (1, 2):
+            reused = getattr(self.local, "conn", None) is not None
+            try:
+                conn = self._conn()
+                conn.request(method, path, body=body, headers=headers)
+                resp = conn.getresponse()
+                text = resp.read().decode("utf-8", "replace")
+                break
+            except OSError as exc:
+                self.local.conn = None
+                # gunicorn closes a keep-alive connection idle for a few seconds; a browser
+                # then sends the request again on a new one (nothing reached the server).
+                stale = reused and isinstance(exc, (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError))
+                if attempt == 2 or not stale:
+                    self._fail(kind, f"{method} {path}: {type(exc).__name__}")
+        dt = time.perf_counter() - t
+        for header in resp.msg.get_all("Set-Cookie") or []:
+            jar = http.cookies.SimpleCookie()
+            jar.load(header)
+            for name, morsel in jar.items():
+                if morsel["expires"] and "1970" in morsel["expires"] or morsel.value == "":
+                    self.cookies.pop(name, None)
+                else:
+                    self.cookies[name] = morsel.value
+        location = urllib.parse.urlsplit(resp.getheader("Location") or "").path
+        ok = (resp.status == 302 and (location == expect or location.endswith("/done"))) if expect else resp.status == 200
+        with self.stats.lock:
+            self.stats.latencies[kind].append(dt)
+        if not ok:
+            self._fail(kind, f"{method} {path}: {resp.status} {location}")
+        return text
+
+    def _fail(self, kind: str, what: str):
+        with self.stats.lock:
+            self.stats.errors[kind] += 1
+            if len(self.stats.first_errors) < 3:
+                self.stats.first_errors.append(f"{kind}: {what}")
+        raise StepFailed(what)
+
+    def form_token(self, kind: str, path: str) -> str:
+        match = CSRF.search(self.request(kind, "GET", path))
+        if match is None:
+            self._fail(kind, f"GET {path}: no CSRF token")
+        return match.group(1)
+
+
+def student_morning(b: Browser, p: Person) -> None:
+    token = b.form_token("signin_form", "/student/signin")
+    b.request("student_signin", "POST", "/student/signin", {"student_no": p.login, "pin": PIN, "csrf_token": token},
+              expect="/student/")
+    b.request("student_home", "GET", "/student/")
+    path = f"/student/checkins/{p.assignment_id}"
+    token = b.form_token("checkin_form", path)
+    b.request("checkin", "POST", path, {**MOOD, "csrf_token": token}, expect="/done")
+
+
+def guardian_morning(b: Browser, p: Person) -> None:
+    token = b.form_token("signin_form", "/family/signin")
+    b.request("guardian_signin", "POST", "/family/signin", {"email": p.login, "password": PASSWORD, "csrf_token": token},
+              expect="/family/")
+    b.request("family_home", "GET", "/family/")
+
+
+def staff_sign_in(b: Browser, p: Person) -> None:
+    import pyotp
+
+    try:
+        token = b.form_token("signin_form", "/staff/signin")
+        b.request("staff_signin", "POST", "/staff/signin", {"email": p.login, "password": PASSWORD, "csrf_token": token},
+                  expect="/staff/totp")
+        token = b.form_token("signin_form", "/staff/totp")
+        b.request("staff_signin", "POST", "/staff/totp", {"code": pyotp.TOTP(p.totp_secret).now(), "csrf_token": token},
+                  expect="/staff/")
+    finally:
+        b.signed_in.set()
+
+
+def staff_refresh(b: Browser, p: Person) -> None:
+    b.signed_in.wait(120)
+    if p.kind == "lead":
+        b.request("case_register", "GET", "/staff/cases/")
+        return
+    b.request("teacher_dashboard", "GET", "/staff/")
+    b.request("class_list", "GET", f"/staff/checkins?class_id={p.class_id}")
+    b.request("teacher_dashboard", "GET", "/staff/screening/")
+
+
+def plan(people: list[Person], refreshes: int, rng: random.Random) -> list[tuple]:
+    """The morning as (step function, person) in arrival order: staff first, refreshes spread over the rest."""
+    staff = [p for p in people if p.kind in ("teacher", "lead")]
+    families = [(student_morning if p.kind == "student" else guardian_morning, p) for p in people if p.kind in ("student", "guardian")]
+    rng.shuffle(families)
+    refresh = [(staff_refresh, p) for _ in range(refreshes) for p in staff]
+    every = max(1, len(families) // max(1, len(refresh)))
+    out = [(staff_sign_in, p) for p in staff]
+    for i, item in enumerate(families):
+        out.append(item)
+        if i % every == every - 1 and refresh:
+            out.append(refresh.pop(0))
+    return out + refresh
+
+
+def play(port: int, steps: list[tuple], clients: int) -> tuple[float, Stats]:
+    stats = Stats()
+    browsers: dict[str, Browser] = {}
+    queue = list(reversed(steps))
+    qlock = threading.Lock()
+    local = threading.local()
+
+    def client():
+        while True:
+            with qlock:
+                if not queue:
+                    break
+                fn, person = queue.pop()
+                b = browsers.setdefault(person.login, Browser(port, stats, local))
+            try:
+                fn(b, person)
+            except StepFailed:
+                pass
+        if getattr(local, "conn", None) is not None:
+            local.conn.close()
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    t0 = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    return time.perf_counter() - t0, stats
+
+
+def warm_jobs(people: list[Person], times: int) -> list[tuple]:
+    """Signed-in GETs of every page kind (cookies from the seed) and the sign-in forms: nothing measured."""
+    jobs = []
+    for p in people:
+        if not p.warm_cookie:
+            continue
+        if p.kind == "lead":
+            jobs.append(("/staff/cases/", None, p.warm_cookie, "GET"))
+        elif p.kind == "teacher":
+            jobs += [(u, None, p.warm_cookie, "GET") for u in
+                     ("/staff/", f"/staff/checkins?class_id={p.class_id}", "/staff/screening/")]
+        elif p.kind == "student":
+            jobs += [(u, None, p.warm_cookie, "GET") for u in ("/student/", f"/student/checkins/{p.assignment_id}")]
+        else:
+            jobs.append(("/family/", None, p.warm_cookie, "GET"))
+    jobs += [(u, None, "", "GET") for u in ("/student/signin", "/family/signin", "/staff/signin")]
+    return jobs * times
+
+
+def counts_of(steps: list[tuple]) -> tuple[int, int]:
+    """GETs and POSTs the morning sends (for the bare app's equal share)."""
+    per = {student_morning: (3, 2), guardian_morning: (2, 1), staff_sign_in: (2, 2)}
+    gets = posts = 0
+    for fn, p in steps:
+        g, q = per.get(fn) or ((1, 0) if p.kind == "lead" else (3, 0))
+        gets, posts = gets + g, posts + q
+    return gets, posts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--classes", type=int, default=2, help="classes of 40 children, one homeroom teacher each")
+    parser.add_argument("--guardian-share", type=float, default=0.25, help="share of guardians who sign in this morning")
+    parser.add_argument("--case-share", type=float, default=0.5, help="share of children with a case in the register")
+    parser.add_argument("--refreshes", type=int, default=10, help="times each teacher (and the lead) opens their pages")
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+
+    rng = random.Random(args.seed)
+    name, url = create_database()
+    env = app_env(url, LOGIN_RATE_LIMIT="100000 per minute")
+    procs = []
+    try:
+        t = time.perf_counter()
+        people = seed(url, env, args.classes, args.guardian_share, args.case_share, rng)
+        print(f"seeded {args.classes * PER_CLASS} children, {sum(p.kind == 'guardian' for p in people)} visiting guardians, "
+              f"{sum(p.kind in ('teacher', 'lead') for p in people)} staff in {time.perf_counter() - t:.1f}s", flush=True)
+        app_proc, app_port = serve("portal:create_app()", env, args.workers, args.threads)
+        procs.append(app_proc)
+        bare_proc, bare_port = serve("bench._serve:make_bare_app()", env, args.workers, args.threads)
+        procs.append(bare_proc)
+
+        steps = plan(people, args.refreshes, rng)
+        gets, posts = counts_of(steps)
+        bare_jobs = [(f"/read/{i}", None, "", "GET") for i in range(gets)] + [
+            (f"/insert/{i}", dict(MOOD), "", "POST") for i in range(posts)]
+        rng.shuffle(bare_jobs)
+        drive(bare_port, bare_jobs[: args.clients * 4], args.clients)
+        drive(app_port, warm_jobs(people, 3), args.clients)
+        load_before = load_average()
+        cpu0 = server_cpu_seconds(bare_proc)
+        secs_bare, lat_bare, err_bare = drive(bare_port, bare_jobs, args.clients)
+        cpu_bare = server_cpu_seconds(bare_proc) - cpu0
+        cpu0 = server_cpu_seconds(app_proc)
+        secs_app, stats = play(app_port, steps, args.clients)
+        cpu_app = server_cpu_seconds(app_proc) - cpu0
+        for line in stats.first_errors:
+            print(f"first errors: {line}", flush=True)
+
+        every = [x for kind in KINDS for x in stats.latencies[kind]]
+        n_app = len(every)
+        errors = sum(stats.errors.values())
+        print(f"{'kind':<18}{'requests':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'errors':>7}")
+        figures = {}
+        for kind in KINDS:
+            lat = stats.latencies[kind]
+            if not lat:
+                continue
+            p50, p95_, p99 = (percentile(lat, q) * 1000 for q in (50, 95, 99))
+            figures[kind] = (p95_, p99)
+            print(f"{kind:<18}{len(lat):>9}{p50:>9.1f}{p95_:>9.1f}{p99:>9.1f}{stats.errors[kind]:>7}")
+        tp_app, tp_bare = n_app / secs_app, len(lat_bare) / secs_bare
+        app95, app99 = percentile(every, 95) * 1000, percentile(every, 99) * 1000
+        bare95, bare99 = percentile(lat_bare, 95) * 1000, percentile(lat_bare, 99) * 1000
+        print(f"morning (all kinds): {n_app} in {secs_app:.2f}s  {tp_app:.1f}/s  p95 {app95:.1f} ms  p99 {app99:.1f} ms  errors {errors}")
+        print(f"bare Flask:          {len(lat_bare)} in {secs_bare:.2f}s  {tp_bare:.1f}/s  p95 {bare95:.1f} ms  "
+              f"p99 {bare99:.1f} ms  errors {err_bare}")
+        cpu_req_app, cpu_req_bare = cpu_app * 1000 / max(1, n_app), cpu_bare * 1000 / max(1, len(lat_bare))
+        print(f"server CPU: morning {cpu_app:.1f}s ({cpu_req_app:.1f} ms a request), bare {cpu_bare:.1f}s "
+              f"({cpu_req_bare:.1f} ms a request)")
+        print(f"ratio (morning / bare): throughput {tp_app / tp_bare:.3f}, p95 {app95 / bare95:.2f}x, p99 {app99 / bare99:.2f}x")
+        print(f"load average (1/5/15 min) before the measured runs {load_before}, after {load_average()}")
+        per_kind = " ".join(f"{k}_p95_ms={v[0]:.1f} {k}_p99_ms={v[1]:.1f}" for k, v in figures.items())
+        print(
+            f"morning_rps={tp_app:.1f} morning_p95_ms={app95:.1f} morning_p99_ms={app99:.1f} "
+            f"bare_rps={tp_bare:.1f} bare_p95_ms={bare95:.1f} bare_p99_ms={bare99:.1f} "
+            f"throughput_ratio={tp_app / tp_bare:.3f} p95_ratio={app95 / bare95:.3f} p99_ratio={app99 / bare99:.3f} "
+            f"server_cpu_ms_per_request={cpu_req_app:.1f} bare_server_cpu_ms_per_request={cpu_req_bare:.1f} "
+            f"{per_kind} requests={n_app} errors={errors + err_bare} children={args.classes * PER_CLASS} "
+            f"clients={args.clients} workers={args.workers} threads={args.threads} load1={os.getloadavg()[0]:.1f}"
+        )
+    finally:
+        stop(procs)
+        drop_database(name)
+
+
+if __name__ == "__main__":
+    main()
