@@ -16,6 +16,7 @@ def init_app(app: Flask) -> None:
     hooks.register_purger("data_linkage", service.purge_linkage)
     hooks.register_purger("wellbeing_survey", service.purge_survey)
     hooks.register_disclosure_section("casework", _l("Support cases at school"), service.disclosure_rows)
+    hooks.register_disclosure_section("casework.assessments", _l("Teachers' assessments"), service.disclosure_assessments)
     hooks.register_file_register_source(service.file_register_entries)
     register_job("casework.daily", "backoffice.casework.tasks:daily",
                  {"trigger": "cron", "hour": 7, "minute": 30})

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
 from backoffice.casework.models import (
+    DOMAINS,
     AWAITING_ASSESSMENT,
     EXTERNAL_TARGETS,
     OPEN_REFERRAL,
@@ -993,6 +994,36 @@ def disclosure_rows(session: Session, child_id: int) -> list[dict]:
          "close_reason": r.close_reason.value if r.close_reason else None}
         for i, r in enumerate(rows)
     ]
+
+
+def disclosure_assessments(session: Session, child_id: int) -> list[dict]:
+    """The teachers' assessments of the child (開示), without staff names.
+
+    Levels of concern per domain, the proposal and its dates are disclosed. The
+    free-text notes are not copied into the download: they are a record of
+    evaluation and guidance whose release can put a child at risk (a note on
+    family contact read by the family), so each row says which notes exist and
+    the data steward decides on their release case by case.
+    """
+    rows = session.execute(
+        select(Assessment, Case.id.label("case_id")).join(Case, Case.id == Assessment.case_id)
+        .where(Assessment.child_id == child_id).order_by(Assessment.id)
+    ).all()
+    case_numbers = {cid: i + 1 for i, cid in enumerate(sorted({r.case_id for r in rows}))}
+    out = []
+    for r in rows:
+        a = r.Assessment
+        notes = [f"{d}_note" for d in DOMAINS if getattr(a, f"{d}_note")]
+        notes += [n for n in ("child_voice", "notes", "no_concern_reason") if getattr(a, n)]
+        out.append({
+            "case": case_numbers[r.case_id],
+            "assessed_on": a.created_at.astimezone(TOKYO).date().isoformat(),
+            **{d: getattr(a, d).value for d in DOMAINS},
+            "proposal": a.proposal.value,
+            "review_date": a.review_date.isoformat() if a.review_date else None,
+            "notes_withheld": notes,
+        })
+    return out
 
 
 def file_register_entries() -> list[dict]:

@@ -114,3 +114,28 @@ def test_csrf_page_is_clear_in_english_too(app, make):
     resp = c.post("/resources/1/favourite", data={})
     assert resp.status_code == 400
     assert "The form has expired" in resp.get_data(as_text=True)
+
+
+# A GET must not change anything but the audit log (staff reads are logged): else a link or
+# an <img src> on another site would do what the CSRF token protects.
+GET_MAY_WRITE = {"audit_event"}
+
+
+@pytest.mark.parametrize("role", ["anonymous", "guardian", "student", "teacher", "school_lead", "counsellor",
+                                  "social_worker", "coordinator", "data_steward", "analyst", "administrator"])
+def test_get_requests_change_nothing(app, make, role):
+    table = expected_table()
+    who = _principal_for_role(make, role)
+    db.session.commit()
+    before = table_counts()
+    for rule in routes(app):
+        if "GET" not in rule.methods or role not in table.get(rule.endpoint, ()):
+            continue
+        c = app.test_client()
+        if who is not None:
+            sign_in_as(c, who)
+        c.get(_url(rule))
+    db.session.expire_all()
+    after = table_counts()
+    changed = {t: (before[t], after[t]) for t in before if before[t] != after[t] and t not in GET_MAY_WRITE}
+    assert not changed, f"GET requests changed tables: {changed}"

@@ -11,6 +11,8 @@ may contain live injected markup (a ``<script>`` without ``src``, an ``on*``
 attribute, ``<img src=x>``, a ``javascript:`` URL), and every field in the
 table must be *seen* (escaped) on at least one page, so the table's "where
 shown" column is true and the test is not passing because nothing rendered.
+The same crawl checks that reading pages changed no table's row count except
+the audit log's (a cross-site link or ``<img>`` can do nothing).
 
 :func:`test_text_written_through_the_forms_is_shown_escaped` writes payloads
 through the real forms for the fields whose write path transforms text
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import html as htmllib
 import json
+import os
 import re
 from urllib.parse import quote, urlsplit
 
@@ -128,8 +131,8 @@ def _demo_people(session, ctx):
     return people
 
 
-def _crawl(app, who, role: str, table: dict) -> tuple[dict[str, list[str]], set[str], list[str]]:
-    """Visit every page reachable as this role. Returns (live injections by URL, texts seen, server errors)."""
+def _crawl(app, who, role: str, table: dict) -> tuple[dict[str, list[str]], set[str], list[str], int]:
+    """Visit every page reachable as this role. Returns (live injections by URL, texts seen, server errors, fetches)."""
     c = app.test_client()
     if who is not None:
         sign_in_as(c, who)
@@ -143,6 +146,7 @@ def _crawl(app, who, role: str, table: dict) -> tuple[dict[str, list[str]], set[
     live: dict[str, list[str]] = {}
     texts: list[str] = []
     errors: list[str] = []
+    fetches = 0
     while queue:
         url = queue.pop(0)
         if url in seen_urls:
@@ -157,6 +161,7 @@ def _crawl(app, who, role: str, table: dict) -> tuple[dict[str, list[str]], set[
         if per_endpoint.get(endpoint, 0) >= MAX_PER_ENDPOINT:
             continue
         per_endpoint[endpoint] = per_endpoint.get(endpoint, 0) + 1
+        fetches += 1
         resp = c.get(url)
         if resp.status_code >= 500:
             errors.append(f"{role} GET {url}: {resp.status_code}")
@@ -173,7 +178,7 @@ def _crawl(app, who, role: str, table: dict) -> tuple[dict[str, list[str]], set[
             href = htmllib.unescape(href)
             if href not in seen_urls:
                 queue.append(href)
-    return live, set(texts), errors
+    return live, set(texts), errors, fetches
 
 
 def test_stored_text_is_shown_escaped_on_every_page(app, session):
@@ -191,12 +196,17 @@ def test_stored_text_is_shown_escaped_on_every_page(app, session):
     session.commit()
 
     table = expected_table()
+    from tests.security.test_csrf import GET_MAY_WRITE, table_counts
+
+    counts_before = table_counts()
     all_live: dict[str, list[str]] = {}
     all_errors: list[str] = []
     texts: set[str] = set()
+    fetched = 0
     for key, who in people.items():
         role = who.role.value if hasattr(who, "role") else key
-        live, seen, errors = _crawl(app, who, role, table)
+        live, seen, errors, n = _crawl(app, who, role, table)
+        fetched += n
         all_live.update({f"{role} {u}": v for u, v in live.items()})
         all_errors.extend(errors)
         texts |= seen
@@ -205,6 +215,15 @@ def test_stored_text_is_shown_escaped_on_every_page(app, session):
     never_shown = [col for i, (col, _h, _w) in enumerate(STORED)
                    if col not in NOT_REACHED and not any(_tag(i) in t for t in texts)]
     assert not never_shown, f"fields never shown on any page (fix the table): {never_shown}"
+    assert fetched >= 400, f"the crawl reached only {fetched} pages"
+    # Reading pages changes nothing but the audit log (CSRF by a link or an <img> does nothing).
+    session.expire_all()
+    counts_after = table_counts()
+    changed = {t: (counts_before[t], counts_after[t]) for t in counts_before
+               if counts_before[t] != counts_after[t] and t not in GET_MAY_WRITE}
+    assert not changed, f"GET requests changed tables: {changed}"
+    if os.environ.get("MIMAMORI_SECURITY_FIGURES"):
+        print(f"\nstored_xss fields={len(STORED)} identities={len(people)} pages={fetched}")
 
 
 # -- through the real forms ---------------------------------------------------------------

@@ -9,6 +9,7 @@ from sqlalchemy import select, text
 
 from backoffice.casework import service as cw
 from backoffice.casework.models import (
+    Assessment,
     Case,
     CaseEvent,
     CaseStatus,
@@ -315,6 +316,21 @@ def test_disclosure_rows_hold_no_names_or_notes(session, world, flagged):
     rows = cw.disclosure_rows(session, child.id)
     assert rows[0]["status"] == "decided" and set(rows[0]) == {
         "case", "status", "source", "opened", "decided", "closed", "close_reason"}
+
+
+def test_disclosure_carries_the_assessments_without_names_or_note_text(session, world, flagged):
+    child, flag, case, m = _decided_case(session, world, flagged)
+    (row,) = cw.disclosure_assessments(session, child.id)
+    assert row["case"] == 1 and row["proposal"] in {"support_needed", "keep_watching", "no_concern"}
+    assert {"attendance", "learning", "health", "relationships", "family_contact"} <= set(row)
+    text = repr(row)
+    for staff in (world.teacher, world.lead):
+        assert staff.name not in text and staff.email not in text
+    a = session.scalars(select(Assessment).where(Assessment.child_id == child.id)).one()
+    for note in [a.notes, a.child_voice, *(getattr(a, f"{d}_note") for d in cw.DOMAINS)]:
+        if note:
+            assert note not in text
+    assert ("notes" in row["notes_withheld"]) == bool(a.notes)
 
 
 def test_a_second_decision_needs_a_review_first(session, world, flagged):
