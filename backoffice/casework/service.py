@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
 from backoffice.casework.models import (
-    DOMAINS,
     AWAITING_ASSESSMENT,
+    DOMAINS,
     EXTERNAL_TARGETS,
     OPEN_REFERRAL,
     OPEN_STATUSES,
