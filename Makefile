@@ -56,7 +56,7 @@ test-postgres: install compile-translations
 	  DATABASE_URL=$(PG_TEST_URL) $(PY) -m pytest; \
 	else echo "== no PostgreSQL answers at $(PG_TEST_URL): skipping the PostgreSQL run =="; fi
 
-## test: ruff, then the whole suite on SQLite, then on PostgreSQL when one answers
+## test: ruff, bandit and pip-audit, then the whole suite on SQLite, then on PostgreSQL when one answers
 test: install install-browser lint security-scan
 	$(MAKE) --no-print-directory test-sqlite
 	$(MAKE) --no-print-directory test-postgres
