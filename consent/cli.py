@@ -6,6 +6,7 @@ import click
 from flask import Flask
 
 from portal.extensions import db
+from portal.transactions import command_transaction
 
 
 def register(app: Flask) -> None:
@@ -25,14 +26,12 @@ def import_paper_cmd(file: str):
     from portal.auth.principal import SYSTEM
     from portal.tabular import TabularError, render_message
 
-    try:
-        report = import_paper(db.session, SYSTEM, file)
-    except TabularError as exc:
-        db.session.rollback()
+    def refused(exc: TabularError) -> str:
         where = f" (line {exc.line})" if exc.line else ""
-        click.echo(f"File refused{where}: {render_message(exc.message)}", err=True)
-        raise SystemExit(1) from None
-    db.session.commit()
+        return f"File refused{where}: {render_message(exc.message)}"
+
+    with command_transaction(db.session, TabularError, refused):
+        report = import_paper(db.session, SYSTEM, file)
     click.echo(f"rows read: {report.read}")
     click.echo(f"recorded: {report.recorded}")
     click.echo(f"already recorded (unchanged): {report.already}")

@@ -12,7 +12,11 @@ from flask_wtf import CSRFProtect
 
 from portal.orm import Base
 
-db = SQLAlchemy(model_class=Base)
+# Loaded rows stay readable after a commit: a view commits its work (and the
+# audit rows of what it read) first, then renders, so the audit chain's lock
+# is never held while a template renders. Lazy loads in the template run in a
+# new, read-only transaction.
+db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()

@@ -207,8 +207,12 @@ def _advisory_key(job_id: str) -> int:
     return int.from_bytes(hashlib.sha256(job_id.encode()).digest()[:8], "big", signed=True)
 
 
-def _holder() -> str:
+def this_process() -> str:
+    """This process as "host:pid", the form :func:`holder_is_gone` checks."""
     return f"{socket.gethostname()}:{os.getpid()}"[:100]
+
+
+_holder = this_process
 
 
 # -- running a job ---------------------------------------------------------------

@@ -251,10 +251,8 @@ def today():
     class_id = request.args.get("class_id", type=int)
     chosen = next((c for c in classes if c.id == class_id), classes[0] if classes else None)
     rows = service.class_today(db.session, current_user, chosen.id, now) if chosen else []
-    # Render before committing the audit rows: a commit expires what was loaded.
-    html = render_template("surveys/staff_today.html", classes=classes, chosen=chosen, rows=rows, now=now)
-    db.session.commit()
-    return html
+    db.session.commit()  # the audit rows of what the page shows
+    return render_template("surveys/staff_today.html", classes=classes, chosen=chosen, rows=rows, now=now)
 
 
 @bp.route("/staff/checkins/children/<int:child_id>")
@@ -265,11 +263,10 @@ def child(child_id: int):
     if data is None:
         abort(404)
     charts = {code: trend_chart(points, instruments.get(code), now) for code, points in data.trends.items()}
-    html = render_template(
+    db.session.commit()  # the audit row of the read
+    return render_template(
         "surveys/staff_child.html", data=data, charts=charts, instruments=instruments, free_text_of=service.free_text_of
     )
-    db.session.commit()  # the audit row, after rendering (a commit expires what was loaded)
-    return html
 
 
 @bp.route("/staff/alerts")
@@ -277,15 +274,14 @@ def child(child_id: int):
 def alerts():
     show_all = request.args.get("all") == "1"
     rows = service.alerts_for(db.session, current_user, include_done=show_all)
-    html = render_template(
+    db.session.commit()  # the audit rows
+    return render_template(
         "surveys/staff_alerts.html",
         rows=rows,
         show_all=show_all,
         form=AckForm(),
         notes_visible=current_user.role in service.ACK_NOTE_ROLES,
     )
-    db.session.commit()  # the audit rows
-    return html
 
 
 @bp.route("/staff/alerts/<int:alert_id>/ack", methods=["POST"])

@@ -84,13 +84,23 @@ def app():
     # test-client request, so ``g`` (Flask-Login's user, Flask-Babel's locale,
     # Flask-WTF's CSRF token) would leak from one request into the next, even
     # across clients. In production every request has its own ``g``: so here.
-    from flask import g, request_started
+    # Likewise the database session: in production each request has its own
+    # (removed when the request ends), so it loads what it shows. Here the
+    # test and its requests share one, so every request starts and ends with
+    # everything loaded expired: the request reads the database, and the test
+    # reads what the request wrote.
+    from flask import g, request_finished, request_started
 
     def _fresh_g(sender, **extra):
         for name in list(g):
             g.pop(name)
+        _db.session.expire_all()
+
+    def _expire_after(sender, **extra):
+        _db.session.expire_all()
 
     request_started.connect(_fresh_g, app, weak=False)
+    request_finished.connect(_expire_after, app, weak=False)
     yield app
     with app.app_context():
         _db.session.remove()

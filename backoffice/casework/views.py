@@ -78,10 +78,9 @@ def _form_refused(err: CaseworkError, form, case_id: int, what: str):
 
 
 def _render(template: str, *args, **ctx):
-    """Render, then commit (the page's audit rows): objects stay loaded while the template reads them."""
-    html = render_template(template, **ctx)
+    """Commit (the page's audit rows), then render: the audit chain's lock is not held while rendering."""
     db.session.commit()
-    return html
+    return render_template(template, **ctx)
 
 
 def _back_to_case(case_id: int):

@@ -12,7 +12,6 @@ whole is refused.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
@@ -20,6 +19,7 @@ from flask import Flask
 from flask.cli import with_appcontext
 
 from portal.extensions import db
+from portal.transactions import command_transaction
 
 
 def register(app: Flask) -> None:
@@ -35,18 +35,13 @@ def _run_import(source: str, path: str) -> None:
     from portal.tabular import TabularError, render_message
 
     started = time.perf_counter()
-    try:
-        report = service.import_file(db.session, SYSTEM, source, Path(path), filename=Path(path).name)
-        db.session.commit()
-    except TabularError as exc:
-        db.session.rollback()
+    def rejected(exc: TabularError) -> str:
         where = "".join([f" (line {exc.line}" if exc.line else "", f", column {exc.column}" if exc.column and exc.line else "",
                          ")" if exc.line else ""])
-        click.echo(f"rejected: {render_message(exc.message)}{where}", err=True)
-        sys.exit(2)
-    except Exception:
-        db.session.rollback()
-        raise
+        return f"rejected: {render_message(exc.message)}{where}"
+
+    with command_transaction(db.session, TabularError, rejected, exit_code=2):
+        report = service.import_file(db.session, SYSTEM, source, Path(path), filename=Path(path).name)
     from flask import current_app
     from flask_babel import force_locale
 

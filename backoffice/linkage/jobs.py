@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 from backoffice.linkage.models import ImportJob
 from portal.auth.principal import Principal
 from portal.orm import utcnow
+from portal.scheduler import holder_is_gone, this_process
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ def upload_path(instance_path: str, digest: str) -> Path:
 def create_job(session: Session, actor: Principal, source: str, digest: str, filename: str | None,
                rows_total: int | None, locale: str) -> ImportJob:
     job = ImportJob(source=source, filename=(filename or "")[:255], file_sha256=digest, rows_total=rows_total,
-                    locale=locale[:5], actor_id=actor.id, status="queued", phase="queued")
+                    locale=locale[:5], actor_id=actor.id, status="queued", phase="queued", runner=this_process())
     session.add(job)
     session.flush()
     return job
@@ -76,6 +77,31 @@ def status(job: ImportJob) -> dict:
         "id": job.id, "status": job.status, "phase": job.phase, "done": job.rows_done, "total": job.rows_total,
         "batch": job.batch_id, "already_imported": job.already_imported, "error": job.error,
     }
+
+
+def settle_interrupted(session: Session, job: ImportJob) -> bool:
+    """Mark a queued or running job whose process is gone as failed; True if it was.
+
+    The import's transaction died with its process, so nothing of it was
+    stored; the page says so instead of showing a progress bar that never
+    moves. (A runner on another machine cannot be checked from here.)
+    """
+    if job.status not in ("queued", "running") or not job.runner or not holder_is_gone(job.runner):
+        return False
+    with force_locale(job.locale):
+        from flask_babel import gettext as _
+
+        message = _("The import was interrupted (the server stopped); nothing was stored. Upload the file again.")
+    changed = session.execute(
+        update(ImportJob)
+        .where(ImportJob.id == job.id, ImportJob.status == job.status, ImportJob.runner == job.runner)
+        .values(status="failed", error=message[:500], finished_at=utcnow())
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    session.refresh(job)
+    if changed:
+        log.warning("linkage import job %s interrupted: its process is gone", job.id)
+    return bool(changed)
 
 
 def _set(engine, job_id: int, **values) -> None:
@@ -99,7 +125,8 @@ def run_import_job(app: Flask, job_id: int) -> str:
         engine = db.engine
         with Session(engine) as s, s.begin():
             claimed = s.execute(update(ImportJob).where(ImportJob.id == job_id, ImportJob.status == "queued")
-                                .values(status="running", phase="reading", started_at=utcnow())).rowcount
+                                .values(status="running", phase="reading", started_at=utcnow(),
+                                        runner=this_process())).rowcount
         if not claimed:
             return "skipped"
         session = db.session

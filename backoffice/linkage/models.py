@@ -142,6 +142,9 @@ class ImportJob(Base):
     error: Mapped[str | None] = mapped_column(String(500))  # the refusal, in the uploader's language
     locale: Mapped[str] = mapped_column(String(5), default="ja")
     actor_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    # The web process whose thread runs the job ("host:pid"): a job whose
+    # process is gone (a restart, a crash) is shown as interrupted, not running.
+    runner: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

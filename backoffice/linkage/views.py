@@ -78,6 +78,8 @@ def _job_or_404(job_id: int) -> ImportJob:
     job = db.session.get(ImportJob, job_id)
     if job is None or job.actor_id != current_user.id:
         abort(404)
+    if jobs.settle_interrupted(db.session, job):
+        db.session.commit()
     return job
 
 

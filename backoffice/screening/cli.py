@@ -6,6 +6,7 @@ import click
 from flask import Flask
 
 from portal.extensions import db
+from portal.transactions import command_transaction
 
 
 def register(app: Flask) -> None:
@@ -24,13 +25,8 @@ def run_cmd(as_of):
     from backoffice.screening.service import ScreeningError, run_screening
     from portal.auth.principal import SYSTEM
 
-    try:
+    with command_transaction(db.session, ScreeningError, lambda err: f"refused: {err}"):
         run = run_screening(db.session, SYSTEM, trigger="cli", as_of=as_of.date() if as_of else None)
-    except ScreeningError as err:
-        db.session.rollback()
-        click.echo(f"refused: {err}", err=True)
-        raise SystemExit(1) from None
-    db.session.commit()
     for key, value in run.counts.items():
         click.echo(f"{key}: {value}")
 
@@ -42,12 +38,7 @@ def train_cmd():
     from backoffice.screening.service import ScreeningError
     from portal.auth.principal import SYSTEM
 
-    try:
+    with command_transaction(db.session, ScreeningError, lambda err: f"refused: {err}"):
         m = ml.train(db.session, SYSTEM)
-    except ScreeningError as err:
-        db.session.rollback()
-        click.echo(f"refused: {err}", err=True)
-        raise SystemExit(1) from None
-    db.session.commit()
     click.echo(f"model {m.id}: auc={m.card['auc']} rules={m.card['auc_rules']} school={m.card['auc_school']} "
                f"beats_baselines={m.beats_baselines}")

@@ -45,11 +45,9 @@ def _fail(err: ScreeningError, endpoint: str, **kw):
 @allow(QUEUE_ROLES)
 def queue():
     entries = service.queue(db.session, current_user)
-    # render before the commit (which expires the loaded rows), then commit the audited reads
-    html = render_template("screening/queue.html", entries=entries, locale=_locale(),
+    db.session.commit()  # the audited reads
+    return render_template("screening/queue.html", entries=entries, locale=_locale(),
                            describe=service.describe_reasons, factors=service.describe_factors)
-    db.session.commit()
-    return html
 
 
 @bp.route("/child/<int:child_id>", methods=["GET", "POST"])
@@ -68,10 +66,9 @@ def child(child_id: int):
             flash(_("The flag is in the queue."), "success")
             return redirect(url_for("screening.child", child_id=kid.id))
     flags = service.flags_for_child(db.session, current_user, kid.id)
-    html = render_template("screening/child.html", child=kid, flags=flags, form=form, resolve_form=ResolveForm(),
+    db.session.commit()  # the audited read
+    return render_template("screening/child.html", child=kid, flags=flags, form=form, resolve_form=ResolveForm(),
                            locale=_locale(), describe=service.describe_reasons, factors=service.describe_factors)
-    db.session.commit()
-    return html
 
 
 @bp.route("/flag/<int:flag_id>/resolve", methods=["POST"])

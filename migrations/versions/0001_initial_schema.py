@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-01 20:03:37.442639
+Create Date: 2026-12-02 00:26:49.258227
 
 """
 from alembic import op
@@ -514,6 +514,7 @@ def upgrade():
     sa.Column('error', sa.String(length=500), nullable=True),
     sa.Column('locale', sa.String(length=5), nullable=False),
     sa.Column('actor_id', sa.Integer(), nullable=False),
+    sa.Column('runner', sa.String(length=100), nullable=True),
     sa.Column('created_at', portal.orm.UTCDateTime(timezone=True), nullable=False),
     sa.Column('started_at', portal.orm.UTCDateTime(timezone=True), nullable=True),
     sa.Column('finished_at', portal.orm.UTCDateTime(timezone=True), nullable=True),

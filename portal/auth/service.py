@@ -307,6 +307,8 @@ def guardian_check_password(
         _register_failure(guardian, now, max_failures, lock_minutes)
         session.flush()
         return SignInResult(False, "locked" if _is_locked(guardian, now) else "invalid")
+    if needs_rehash(guardian.password_hash):
+        guardian.password_hash = hash_password(password)
     _register_success(guardian)
     session.flush()
     return SignInResult(True, "", guardian)
@@ -357,6 +359,8 @@ def student_check_pin(
         _register_failure(child, now, max_failures, lock_minutes)
         session.flush()
         return SignInResult(False, "locked" if _is_locked(child, now) else "invalid")
+    if needs_rehash(child.pin_hash):
+        child.pin_hash = hash_password(pin.strip())
     _register_success(child)
     session.flush()
     return SignInResult(True, "", child)

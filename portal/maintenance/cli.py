@@ -14,6 +14,7 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from portal.extensions import db
+from portal.transactions import command_transaction
 
 
 def register(app: Flask) -> None:
@@ -46,16 +47,8 @@ def restore_command(src: str, force: bool):
     """Restore a backup into this database (one transaction, verified before it commits)."""
     from portal.maintenance.service import BackupError, restore
 
-    try:
+    with command_transaction(db.session, BackupError, lambda exc: f"restore refused: {exc}"):
         result = restore(db.session, src, force=force)
-        db.session.commit()
-    except BackupError as exc:
-        db.session.rollback()
-        click.echo(f"restore refused: {exc}", err=True)
-        sys.exit(1)
-    except Exception:
-        db.session.rollback()
-        raise
     click.echo(f"restored {src}: schema revision {result.revision}, {len(result.tables)} tables, "
                f"{result.rows} rows, counts and hashes verified")
 
@@ -71,16 +64,8 @@ def crypto_rotate():
     """Re-encrypt every encrypted value with the first key of MIMAMORI_ENCRYPTION_KEY."""
     from portal.maintenance.rotation import RotationError, rotate_all
 
-    try:
+    with command_transaction(db.session, RotationError, lambda exc: f"rotation failed: {exc}"):
         result = rotate_all(db.session, current_app.config["MIMAMORI_ENCRYPTION_KEY"])
-        db.session.commit()
-    except RotationError as exc:
-        db.session.rollback()
-        click.echo(f"rotation failed: {exc}", err=True)
-        sys.exit(1)
-    except Exception:
-        db.session.rollback()
-        raise
     click.echo(f"checked {result.checked} encrypted values, re-encrypted {result.total} with the first key")
     for column, n in sorted(result.rotated.items()):
         click.echo(f"  {column}: {n}")

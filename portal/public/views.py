@@ -4,6 +4,7 @@ from flask import Blueprint, redirect, render_template
 from flask_login import current_user
 
 from portal.auth.access import public
+from portal.public import service
 
 bp = Blueprint("public", __name__)
 
@@ -21,4 +22,16 @@ def index():
 @bp.route("/healthz")
 @public
 def healthz():
+    """Liveness: the process answers (never touches the database)."""
     return {"status": "ok"}
+
+
+@bp.route("/readyz")
+@public
+def readyz():
+    """Readiness: the database answers a query (503 otherwise, for the proxy or orchestrator)."""
+    from portal.extensions import db
+
+    if not service.database_answers(db.session):
+        return {"status": "unavailable", "database": "down"}, 503
+    return {"status": "ok", "database": "ok"}

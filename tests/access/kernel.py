@@ -3,6 +3,7 @@ from portal.auth.access import ALL_ROLES, SIGNED_IN, STAFF_ROLES
 EXPECTED = {
     "public.index": ALL_ROLES,
     "public.healthz": ALL_ROLES,
+    "public.readyz": ALL_ROLES,
     "auth.sign_in": ALL_ROLES,
     "auth.staff_sign_in": ALL_ROLES,
     "auth.staff_totp": ALL_ROLES,

@@ -80,6 +80,17 @@ def test_lost_database_gives_a_clear_page_and_the_next_request_works(app, sessio
     assert "見守 花子" in resp.get_data(as_text=True)
 
 
+def test_readiness_check_follows_the_database_and_liveness_does_not(app, session, client, monkeypatch):
+    assert client.get("/readyz").get_json() == {"status": "ok", "database": "ok"}
+    session.remove()
+    with database_outage(monkeypatch):
+        resp = client.get("/readyz")
+        assert resp.status_code == 503
+        assert resp.get_json() == {"status": "unavailable", "database": "down"}
+        assert client.get("/healthz").status_code == 200  # the process itself is alive
+    assert client.get("/readyz").status_code == 200
+
+
 def test_lost_database_page_in_english(app, session, login, client, make, monkeypatch):
     guardian = make.guardian(make.child(), locale="en")
     session.commit()

@@ -9,6 +9,7 @@ import re
 import threading
 from datetime import UTC, date, datetime, timedelta
 
+import pytest
 from openpyxl import Workbook
 from sqlalchemy import func, select
 
@@ -131,6 +132,55 @@ def test_failed_job_page_names_the_reason(client, login, make, session):
     session.commit()
     html = client.get(f"/staff/linkage/jobs/{job.id}").get_data(as_text=True)
     assert 'role="alert"' in html and "必須の列がありません" in html
+
+
+def _dead_pid() -> int:
+    """A pid no process has: a child process, reaped."""
+    import subprocess
+
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+@pytest.mark.parametrize("status", ["queued", "running"])
+def test_a_job_whose_process_died_is_shown_as_interrupted_not_running(client, login, make, session, status):
+    import socket
+
+    steward = _steward(login, make, session)
+    job = jobs.create_job(session, steward, "jidou_teate", "0" * 64, "teate.csv", 100, "ja")
+    job.status, job.runner = status, f"{socket.gethostname()}:{_dead_pid()}"
+    session.commit()
+    data = client.get(f"/staff/linkage/jobs/{job.id}/status").get_json()
+    assert data["status"] == "failed"
+    assert data["error"] == "取り込みが中断されました（サーバーが停止しました）。何も保存されていません。もう一度ファイルをアップロードしてください。"
+    html = client.get(f"/staff/linkage/jobs/{job.id}").get_data(as_text=True)
+    assert 'role="alert"' in html and "取り込みが中断されました" in html
+    assert session.scalar(select(func.count(ImportBatch.id))) == 0
+
+
+def test_an_interrupted_job_is_explained_in_english(client, login, make, session):
+    import socket
+
+    steward = _steward(login, make, session)
+    job = jobs.create_job(session, steward, "jidou_teate", "0" * 64, "teate.csv", 100, "en")
+    job.status, job.runner = "running", f"{socket.gethostname()}:{_dead_pid()}"
+    session.commit()
+    data = client.get(f"/staff/linkage/jobs/{job.id}/status").get_json()
+    assert data["error"].startswith("The import was interrupted (the server stopped); nothing was stored.")
+
+
+def test_a_running_job_of_a_live_process_or_another_machine_stays_running(client, login, make, session):
+    import socket
+
+    steward = _steward(login, make, session)
+    here = jobs.create_job(session, steward, "jidou_teate", "0" * 64, "teate.csv", 100, "ja")
+    here.status, here.runner = "running", f"{socket.gethostname()}:{os.getpid()}"
+    elsewhere = jobs.create_job(session, steward, "jidou_teate", "1" * 64, "teate.csv", 100, "ja")
+    elsewhere.status, elsewhere.runner = "running", "another-web-host:12345"
+    session.commit()
+    for job in (here, elsewhere):
+        assert client.get(f"/staff/linkage/jobs/{job.id}/status").get_json()["status"] == "running"
 
 
 def test_reimport_of_same_file_through_the_page_says_so(client, login, make, session, kids):
