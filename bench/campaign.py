@@ -13,22 +13,19 @@ key=value pairs.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 import time
 from datetime import date, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-_tmp = Path(tempfile.mkdtemp(prefix="mimamori-bench-campaign-"))
-os.environ.setdefault("MIMAMORI_ENV", "testing")
-os.environ["MIMAMORI_INSTANCE"] = str(_tmp / "instance")
+from bench._scratch import scratch_app, scratch_environment  # noqa: E402
+
+_tmp = scratch_environment("mimamori-bench-campaign-")
 
 from sqlalchemy import insert  # noqa: E402
 
-from portal import create_app  # noqa: E402
 from portal.auth.principal import SYSTEM  # noqa: E402
 from portal.extensions import db  # noqa: E402
 from portal.people.models import (  # noqa: E402
@@ -97,15 +94,13 @@ def main() -> None:
     ap.add_argument("--families", type=int, default=20000)
     ap.add_argument("--school-families", type=int, default=500)
     args = ap.parse_args()
-    app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{_tmp / 'bench.sqlite3'}", "SECRET_KEY": "bench",
-                      "MAIL_BACKEND": "memory", "SERVER_NAME": None})
+    app = scratch_app(_tmp)
     with app.app_context():
         from resources import campaigns as camp
         from resources import letters
         from resources import service as catalogue
         from resources.service import ServiceData
 
-        db.create_all()
         t0 = time.perf_counter()
         letters_school = build(args.families, args.school_families)
         t_build = time.perf_counter() - t0

@@ -14,11 +14,9 @@ key=value pairs.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import statistics
 import sys
-import tempfile
 import time
 from datetime import date, timedelta
 from pathlib import Path
@@ -26,9 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-os.environ.setdefault("MIMAMORI_ENV", "testing")
-os.environ.setdefault("SECRET_KEY", "bench-secret")
-os.environ.setdefault("MIMAMORI_ENCRYPTION_KEY", "Ck2eFzWPlXeQm5YH8ZGBz9V4mWvYm1p2sWgX9mK0bVQ=")
+from bench._scratch import scratch_app, scratch_environment  # noqa: E402
 
 
 def build(app, n_children: int, seed: int) -> int:
@@ -61,7 +57,6 @@ def build(app, n_children: int, seed: int) -> int:
 
     rng = random.Random(seed)
     s = db.session
-    db.create_all()
     year = SchoolYear(fiscal_year=2026, starts_on=date(2026, 4, 1), ends_on=date(2027, 3, 31), is_current=True)
     school = School(code="B001", name="ベンチ小学校", kind=SchoolKind.elementary)
     s.add_all([year, school])
@@ -145,13 +140,9 @@ def main() -> None:
 
     from sqlalchemy import event
 
-    from portal import create_app
     from portal.extensions import db
 
-    tmp = Path(tempfile.mkdtemp(prefix="mimamori-bench-casework-"))
-    os.environ["MIMAMORI_INSTANCE"] = str(tmp / "instance")
-    app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp / 'bench.sqlite3'}", "MAIL_BACKEND": "memory",
-                      "RATELIMIT_ENABLED": False, "SERVER_NAME": None})
+    app = scratch_app(scratch_environment("mimamori-bench-casework-"), RATELIMIT_ENABLED=False)
     with app.app_context():
         t = time.perf_counter()
         lead_id = build(app, args.children, args.seed)

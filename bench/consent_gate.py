@@ -20,24 +20,21 @@ Times are the median of ``--repeat`` runs. The last line is key=value pairs.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import statistics
 import sys
-import tempfile
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-_tmp = Path(tempfile.mkdtemp(prefix="mimamori-bench-consent-"))
-os.environ.setdefault("MIMAMORI_ENV", "testing")
-os.environ["MIMAMORI_INSTANCE"] = str(_tmp / "instance")
+from bench._scratch import scratch_app, scratch_environment  # noqa: E402
+
+_tmp = scratch_environment("mimamori-bench-consent-")
 
 from sqlalchemy import func, insert, select  # noqa: E402
 
-from portal import create_app  # noqa: E402
 from portal.extensions import db  # noqa: E402
 from portal.people.models import Child, Enrolment, School, SchoolClass, SchoolKind, SchoolYear  # noqa: E402
 
@@ -137,14 +134,12 @@ def main() -> None:
     ap.add_argument("--children", type=int, default=20000)
     ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args()
-    app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{_tmp / 'bench.sqlite3'}", "SECRET_KEY": "bench",
-                      "MAIL_BACKEND": "memory", "SERVER_NAME": None})
+    app = scratch_app(_tmp)
     with app.app_context():
         from consent import reports, service
         from consent.gate import consented_child_ids, is_consented
         from consent.models import ConsentEvent
 
-        db.create_all()
         t0 = time.perf_counter()
         build(args.children, random.Random(7))
         n_events = db.session.scalar(select(func.count(ConsentEvent.id)))

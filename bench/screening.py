@@ -19,7 +19,6 @@ import argparse
 import os
 import random
 import sys
-import tempfile
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -27,9 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-os.environ.setdefault("MIMAMORI_ENV", "testing")
-os.environ.setdefault("SECRET_KEY", "bench-secret")
-os.environ.setdefault("MIMAMORI_ENCRYPTION_KEY", "Ck2eFzWPlXeQm5YH8ZGBz9V4mWvYm1p2sWgX9mK0bVQ=")
+from bench._scratch import scratch_app, scratch_environment  # noqa: E402
 
 AS_OF = date(2026, 7, 15)
 
@@ -47,7 +44,6 @@ def build(n: int, seed: int) -> None:
 
     rng = random.Random(seed)
     s = db.session
-    db.create_all()
     year = SchoolYear(fiscal_year=2026, starts_on=date(2026, 4, 1), ends_on=date(2027, 3, 31), is_current=True)
     s.add(year)
     schools = [School(code=f"B{i:03d}", name=f"ベンチ学校{i}", kind=SchoolKind.elementary if i < 20 else SchoolKind.junior_high)
@@ -134,15 +130,11 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=6)
     args = ap.parse_args()
 
-    tmp = Path(tempfile.mkdtemp(prefix="mimamori-bench-"))
-    os.environ["MIMAMORI_INSTANCE"] = str(tmp)
-    url = os.environ.get("DATABASE_URL") or f"sqlite:///{tmp / 'bench.sqlite3'}"
-    if url.startswith("postgresql://"):
+    tmp = scratch_environment("mimamori-bench-screening-")
+    url = os.environ.get("DATABASE_URL")
+    if url and url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
-
-    from portal import create_app
-
-    app = create_app({"SQLALCHEMY_DATABASE_URI": url})
+    app = scratch_app(tmp, url)
     with app.app_context():
         from sqlalchemy import func, select
 
