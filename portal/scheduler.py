@@ -212,8 +212,6 @@ def this_process() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"[:100]
 
 
-_holder = this_process
-
 
 # -- running a job ---------------------------------------------------------------
 
@@ -234,7 +232,7 @@ def run_job(job_id: str, now: datetime | None = None, *, app: Flask | None = Non
     with app.app_context():
         session = db.session
         now = now or utcnow()
-        holder = _holder()
+        holder = this_process()
         name = f"job:{job_id}"
         pg = session.get_bind().dialect.name == "postgresql"
         try:
@@ -391,7 +389,7 @@ def scheduler_run(no_wait: bool):
     from portal.extensions import db
 
     app = current_app._get_current_object()
-    holder = _holder()
+    holder = this_process()
     if not _become_leader(app, holder, wait=not no_wait):
         click.echo("another scheduler process holds the lock")
         raise SystemExit(1)
