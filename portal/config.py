@@ -85,9 +85,11 @@ def load_config(instance_path: Path, env: dict[str, str] | None = None) -> dict:
         "MAX_CONTENT_LENGTH": int(env.get("MAX_UPLOAD_MB", "250")) * 1024 * 1024,
         "WTF_CSRF_TIME_LIMIT": 3600 * 8,
         # Sign-in protection
-        "LOGIN_MAX_FAILURES": 5,
-        "LOGIN_LOCK_MINUTES": 15,
+        # A delay after failures, never a lockout (auth.service): at most this many seconds.
+        "LOGIN_MAX_DELAY_SECONDS": 30,
         "LOGIN_RATE_LIMIT": env.get("LOGIN_RATE_LIMIT", "10 per minute"),
+        # Failed attempts per address over all sign-in forms together.
+        "LOGIN_FAILURE_RATE_LIMIT": env.get("LOGIN_FAILURE_RATE_LIMIT", "100 per hour"),
         "RATELIMIT_STORAGE_URI": redis_url or "memory://",
         # Behind a reverse proxy, how many proxies to trust for X-Forwarded-*
         # (else every family shares the proxy's address for rate limits).

@@ -74,6 +74,7 @@ def app():
             "SERVER_NAME": None,
             "RATELIMIT_ENABLED": True,
             "LOGIN_RATE_LIMIT": "1000 per minute",
+            "LOGIN_FAILURE_RATE_LIMIT": "1000 per minute",
             "MAIL_BACKEND": "memory",
         }
     )

@@ -179,7 +179,7 @@ def reset_password(session: Session, admin: Principal, staff: Staff) -> str:
     staff.password_hash = hash_password(password)
     staff.password_change_required = True
     staff.failed_logins = 0
-    staff.locked_until = None
+    staff.login_not_before = None
     staff.session_version += 1
     session.flush()
     audit.record(session, admin, "admin.password_reset", detail={"staff_id": staff.id})

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import pyotp
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from portal import crypto
@@ -93,52 +93,106 @@ def end_sessions(session: Session, principal: Principal) -> None:
         session.flush()
 
 
-# -- lockout ----------------------------------------------------------------
+# -- throttling: a delay that grows, never a lockout ------------------------------
+#
+# Every account (staff, guardian, student) keeps ``failed_logins`` (failures
+# since its last success) and ``login_not_before``. After n failures no
+# attempt is even considered for min(2**(n-1), MAX_DELAY) seconds: an attacker
+# gets a few guesses a minute, and the person, who knows their PIN, waits at
+# most half a minute (and a teacher can clear a pupil's delay at once). An
+# attempt first claims the account with one guarded UPDATE (``WHERE
+# login_not_before IS NULL OR login_not_before <= now``): parallel guesses do
+# not all get checked, only the one that won the claim. A refused attempt
+# gets exactly the answer of a wrong one, so nothing tells an unknown account
+# from a delayed one. The server never sleeps: it refuses.
+
+MAX_DELAY = 30  # seconds
 
 
-def _is_locked(obj, now: datetime) -> bool:
-    return obj.locked_until is not None and obj.locked_until > now
+def delay_after(failures: int, cap: int = MAX_DELAY) -> int:
+    """Seconds before the next attempt is considered, after ``failures`` failures."""
+    if failures <= 0:
+        return 0
+    return min(cap, 2 ** min(failures - 1, 16))
 
 
-def _register_failure(obj, now: datetime, max_failures: int, lock_minutes: int) -> None:
+def _claim_attempt(session: Session, obj, now: datetime, cap: int) -> bool:
+    """Take the account's next attempt (False: still delayed, or another attempt holds it).
+
+    The claim holds the account for the delay the attempt would cause if it
+    fails; success releases it (:func:`_register_success`). On PostgreSQL the
+    UPDATE also locks the row until commit, so the counters read after it are
+    current.
+    """
+    model = type(obj)
+    hold = now + timedelta(seconds=max(1, delay_after((obj.failed_logins or 0) + 1, cap)))
+    won = session.execute(
+        update(model)
+        .where(model.id == obj.id, or_(model.login_not_before.is_(None), model.login_not_before <= now))
+        .values(login_not_before=hold)
+        .execution_options(synchronize_session=False)
+    ).rowcount == 1
+    session.refresh(obj, ["failed_logins", "login_not_before"])
+    return won
+
+
+def _register_failure(obj, now: datetime, cap: int) -> int:
     obj.failed_logins = (obj.failed_logins or 0) + 1
-    if obj.failed_logins >= max_failures:
-        obj.locked_until = now + timedelta(minutes=lock_minutes)
-        obj.failed_logins = 0
+    obj.login_not_before = now + timedelta(seconds=delay_after(obj.failed_logins, cap))
+    return obj.failed_logins
 
 
 def _register_success(obj) -> None:
     obj.failed_logins = 0
-    obj.locked_until = None
+    obj.login_not_before = None
+
+
+def is_delayed(obj, now: datetime | None = None) -> bool:
+    now = now or utcnow()
+    return obj.login_not_before is not None and obj.login_not_before > now
+
+
+# Staff are told by e-mail when their account is being guessed: once when the
+# failures since their last sign-in reach this, and again every GUESS_ALERT_AGAIN.
+GUESS_ALERT_AFTER = 5
+GUESS_ALERT_AGAIN = 100
+
+
+def _guess_alert_due(failures: int) -> bool:
+    return failures == GUESS_ALERT_AFTER or (failures > GUESS_ALERT_AFTER and failures % GUESS_ALERT_AGAIN == 0)
 
 
 @dataclass
 class SignInResult:
     ok: bool
-    reason: str = ""  # "invalid", "locked", "totp_required", "totp_setup"
+    reason: str = ""  # "invalid" (wrong, unknown or delayed: one answer), "totp_required", "totp_setup"
     obj: object | None = None
+    alert_staff: Staff | None = None  # send this staff member the "someone is guessing" e-mail
 
 
 # -- staff ------------------------------------------------------------------
 
 
 def staff_check_password(
-    session: Session, email: str, password: str, *, max_failures: int = 5, lock_minutes: int = 15
+    session: Session, email: str, password: str, *, max_delay: int = MAX_DELAY, now: datetime | None = None
 ) -> SignInResult:
-    """First step of a staff sign-in. Success means 'now ask for the TOTP code'."""
-    now = utcnow()
+    """First step of a staff sign-in. Success means 'now ask for the TOTP code'.
+
+    Unknown, inactive, wrong and delayed all answer "invalid", at the same cost.
+    """
+    now = now or utcnow()
     staff = session.scalar(select(Staff).where(Staff.email == email.strip().lower()))
-    if staff is None or not staff.active:
+    if staff is None or not staff.active or not _claim_attempt(session, staff, now, max_delay):
         verify_password(None, password)  # same cost as a real check
         return SignInResult(False, "invalid")
-    if _is_locked(staff, now):
-        return SignInResult(False, "locked")
     if not verify_password(staff.password_hash, password):
-        _register_failure(staff, now, max_failures, lock_minutes)
+        failures = _register_failure(staff, now, max_delay)
         session.flush()
-        return SignInResult(False, "locked" if _is_locked(staff, now) else "invalid")
+        return SignInResult(False, "invalid", alert_staff=staff if _guess_alert_due(failures) else None)
+    staff.login_not_before = None  # the TOTP step may follow at once; failures count on
     if needs_rehash(staff.password_hash):
         staff.password_hash = hash_password(password)
+    session.flush()
     if staff.totp_secret_enc is None:
         return SignInResult(True, "totp_setup", staff)
     return SignInResult(True, "totp_required", staff)
@@ -167,14 +221,18 @@ def staff_check_totp(
     code: str,
     *,
     secret: str | None = None,
-    max_failures: int = 5,
-    lock_minutes: int = 15,
+    max_delay: int = MAX_DELAY,
     now: datetime | None = None,
 ) -> SignInResult:
-    """Second step: a 6-digit code, valid once (a replayed code is refused)."""
+    """Second step: a 6-digit code, valid once (a replayed code is refused).
+
+    The code's time step is consumed by one guarded UPDATE (``WHERE
+    totp_last_step < step``): of simultaneous sign-ins with one code, only
+    the one whose UPDATE changed the row passes.
+    """
     now = now or utcnow()
-    if _is_locked(staff, now):
-        return SignInResult(False, "locked")
+    if not _claim_attempt(session, staff, now, max_delay):
+        return SignInResult(False, "invalid")
     secret = secret or totp_secret(staff)
     code = "".join(ch for ch in code if ch.isdigit())
     totp = pyotp.TOTP(secret)
@@ -184,15 +242,26 @@ def staff_check_totp(
         if len(code) == 6 and hmac.compare_digest(totp.at(at), code):
             matched_step = int(at.timestamp()) // 30
             break
-    if matched_step is None or (staff.totp_last_step is not None and matched_step <= staff.totp_last_step):
-        _register_failure(staff, now, max_failures, lock_minutes)
+    if matched_step is None or not _consume_totp_step(session, staff, matched_step):
+        failures = _register_failure(staff, now, max_delay)
         session.flush()
-        return SignInResult(False, "locked" if _is_locked(staff, now) else "invalid")
-    staff.totp_last_step = matched_step
+        return SignInResult(False, "invalid", alert_staff=staff if _guess_alert_due(failures) else None)
     _register_success(staff)
     staff.last_login_at = now
     session.flush()
     return SignInResult(True, "", staff)
+
+
+def _consume_totp_step(session: Session, staff: Staff, step: int) -> bool:
+    """Record ``step`` as used, if no later or equal step was: one statement, its row count."""
+    used = session.execute(
+        update(Staff)
+        .where(Staff.id == staff.id, or_(Staff.totp_last_step.is_(None), Staff.totp_last_step < step))
+        .values(totp_last_step=step)
+        .execution_options(synchronize_session=False)
+    ).rowcount == 1
+    session.refresh(staff, ["totp_last_step"])
+    return used
 
 
 # -- guardians ----------------------------------------------------------------
@@ -294,19 +363,18 @@ def email_in_use(session: Session, email: str) -> bool:
 
 
 def guardian_check_password(
-    session: Session, email: str, password: str, *, max_failures: int = 5, lock_minutes: int = 15
+    session: Session, email: str, password: str, *, max_delay: int = MAX_DELAY, now: datetime | None = None
 ) -> SignInResult:
-    now = utcnow()
+    """Unknown, wrong and delayed all answer "invalid", at the same cost."""
+    now = now or utcnow()
     guardian = session.scalar(select(Guardian).where(Guardian.email == email.strip().lower()))
-    if guardian is None or guardian.password_hash is None:
+    if guardian is None or guardian.password_hash is None or not _claim_attempt(session, guardian, now, max_delay):
         verify_password(None, password)
         return SignInResult(False, "invalid")
-    if _is_locked(guardian, now):
-        return SignInResult(False, "locked")
     if not verify_password(guardian.password_hash, password):
-        _register_failure(guardian, now, max_failures, lock_minutes)
+        _register_failure(guardian, now, max_delay)
         session.flush()
-        return SignInResult(False, "locked" if _is_locked(guardian, now) else "invalid")
+        return SignInResult(False, "invalid")
     if needs_rehash(guardian.password_hash):
         guardian.password_hash = hash_password(password)
     _register_success(guardian)
@@ -318,7 +386,7 @@ def set_guardian_password(guardian: Guardian, password: str) -> None:
     guardian.password_hash = hash_password(password)
     guardian.session_version += 1  # other sessions end
     guardian.failed_logins = 0
-    guardian.locked_until = None
+    guardian.login_not_before = None
 
 
 # -- students -----------------------------------------------------------------
@@ -341,24 +409,44 @@ def issue_card_token(child: Child, secret_key: str) -> str:
     """A new QR card token for the child (the old card stops working)."""
     token = secrets.token_urlsafe(24)
     child.card_token_digest = card_digest(secret_key, token)
+    child.card_last_used_at = None
+    child.card_revoked_at = None
     return token
 
 
+def revoke_card(child: Child, now: datetime | None = None) -> bool:
+    """The child's card stops working at once (False: there was no card to revoke)."""
+    if child.card_token_digest is None:
+        return False
+    child.card_token_digest = None
+    child.card_revoked_at = now or utcnow()
+    return True
+
+
+def clear_delay(child: Child) -> bool:
+    """A teacher lets a pupil try again at once (False: nothing was delayed)."""
+    had = bool(child.failed_logins) or child.login_not_before is not None
+    _register_success(child)
+    return had
+
+
+def _normalise_student_no(student_no: str) -> str:
+    return "".join(ch for ch in unicodedata.normalize("NFKC", student_no) if ch.isalnum())
+
+
 def student_check_pin(
-    session: Session, student_no: str, pin: str, *, max_failures: int = 5, lock_minutes: int = 15
+    session: Session, student_no: str, pin: str, *, max_delay: int = MAX_DELAY, now: datetime | None = None
 ) -> SignInResult:
-    now = utcnow()
-    student_no = "".join(ch for ch in unicodedata.normalize("NFKC", student_no) if ch.isalnum())
-    child = session.scalar(select(Child).where(Child.student_no == student_no))
-    if child is None or child.pin_hash is None:
+    """Unknown number, wrong PIN and a delayed child all answer "invalid", at the same cost."""
+    now = now or utcnow()
+    child = session.scalar(select(Child).where(Child.student_no == _normalise_student_no(student_no)))
+    if child is None or child.pin_hash is None or not _claim_attempt(session, child, now, max_delay):
         verify_password(None, pin)
         return SignInResult(False, "invalid")
-    if _is_locked(child, now):
-        return SignInResult(False, "locked")
     if not verify_password(child.pin_hash, pin.strip()):
-        _register_failure(child, now, max_failures, lock_minutes)
+        _register_failure(child, now, max_delay)
         session.flush()
-        return SignInResult(False, "locked" if _is_locked(child, now) else "invalid")
+        return SignInResult(False, "invalid")
     if needs_rehash(child.pin_hash):
         child.pin_hash = hash_password(pin.strip())
     _register_success(child)
@@ -366,8 +454,34 @@ def student_check_pin(
     return SignInResult(True, "", child)
 
 
-def student_check_card(session: Session, secret_key: str, token: str) -> SignInResult:
-    child = session.scalar(select(Child).where(Child.card_token_digest == card_digest(secret_key, token.strip())))
-    if child is None:
+def student_check_card(session: Session, secret_key: str, token: str, *, now: datetime | None = None) -> SignInResult:
+    """Sign in with the QR card's token (POSTed, never from a URL the server sees).
+
+    One guarded UPDATE both checks and records the use: the card must still
+    be the child's current card (not revoked, not replaced) and the child
+    not delayed by wrong PINs, at the moment of the statement. A card does not
+    clear the PIN's delay or failures: only the right PIN does.
+    """
+    now = now or utcnow()
+    token = token.strip()
+    if not token:
         return SignInResult(False, "invalid")
+    digest = card_digest(secret_key, token)
+    child_id = session.scalar(select(Child.id).where(Child.card_token_digest == digest))
+    if child_id is None:
+        return SignInResult(False, "invalid")
+    used = session.execute(
+        update(Child)
+        .where(
+            Child.id == child_id,
+            Child.card_token_digest == digest,
+            or_(Child.login_not_before.is_(None), Child.login_not_before <= now),
+        )
+        .values(card_last_used_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount == 1
+    if not used:
+        return SignInResult(False, "invalid")
+    child = session.get(Child, child_id)
+    session.refresh(child, ["card_last_used_at"])
     return SignInResult(True, "", child)

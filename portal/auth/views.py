@@ -42,7 +42,7 @@ from portal.auth.forms import (
 from portal.extensions import db, limiter
 from portal.people.models import Guardian, Staff
 
-bp = Blueprint("auth", __name__, template_folder="templates")
+bp = Blueprint("auth", __name__, template_folder="templates", static_folder="static", static_url_path="/auth/static")
 
 PENDING_TTL = 300  # seconds between the password and the TOTP step
 
@@ -51,11 +51,46 @@ def _login_limit():
     return current_app.config["LOGIN_RATE_LIMIT"]
 
 
-def _lock_args():
-    return {
-        "max_failures": current_app.config["LOGIN_MAX_FAILURES"],
-        "lock_minutes": current_app.config["LOGIN_LOCK_MINUTES"],
-    }
+def _failed_limit():
+    return current_app.config["LOGIN_FAILURE_RATE_LIMIT"]
+
+
+# Per address, over every sign-in form together: failed attempts only (a
+# failed sign-in answers 200 with the form again; a success redirects), so a
+# school's tablets behind one address are not stopped by children signing in.
+_failures_per_address = limiter.shared_limit(
+    _failed_limit, scope="sign-in-failures", methods=["POST"], deduct_when=lambda resp: resp.status_code == 200
+)
+
+
+def _throttle_args():
+    return {"max_delay": current_app.config["LOGIN_MAX_DELAY_SECONDS"]}
+
+
+def _failed_sign_in(result) -> None:
+    """The one answer to a failed sign-in: unknown, wrong and delayed look the same."""
+    if result.alert_staff is not None:
+        _send_guess_alert(result.alert_staff)
+    flash(_("The details you entered are not correct, or you tried again too soon. Wait a moment and try again."), "error")
+
+
+def _send_guess_alert(staff: Staff) -> None:
+    """Tell a staff member their account is being guessed (no address, no time: nothing to leak)."""
+    from flask_babel import force_locale
+
+    with force_locale(staff.locale):
+        msg = mail.build_message(
+            staff.email,
+            _("Mimamori: someone is trying to sign in to your account"),
+            render_template(
+                "auth/mail/guess_alert.txt",
+                sign_in=current_app.config["PUBLIC_BASE_URL"].rstrip("/") + url_for("auth.staff_sign_in"),
+            ),
+        )
+    try:
+        mail.send(msg)
+    except mail.MailError:
+        current_app.logger.warning("guess alert not sent (staff id %s)", staff.id)
 
 
 def _start_session(obj) -> None:
@@ -97,12 +132,6 @@ def _safe_next(target: str | None) -> str | None:
     return target
 
 
-def _failure_message(reason: str) -> str:
-    if reason == "locked":
-        return _("Too many failed attempts. The account is locked for a while; try again later.")
-    return _("The details you entered are not correct.")
-
-
 @bp.route("/signin")
 @public
 def sign_in():
@@ -119,10 +148,11 @@ def sign_in():
 @bp.route("/staff/signin", methods=["GET", "POST"])
 @public
 @limiter.limit(_login_limit, methods=["POST"])
+@_failures_per_address
 def staff_sign_in():
     form = StaffSignInForm()
     if form.validate_on_submit():
-        result = service.staff_check_password(db.session, form.email.data, form.password.data, **_lock_args())
+        result = service.staff_check_password(db.session, form.email.data, form.password.data, **_throttle_args())
         db.session.commit()
         if result.ok:
             session.clear()
@@ -130,7 +160,7 @@ def staff_sign_in():
             if result.reason == "totp_setup":
                 return redirect(url_for("auth.staff_totp_setup"))
             return redirect(url_for("auth.staff_totp"))
-        flash(_failure_message(result.reason), "error")
+        _failed_sign_in(result)
     return render_template("auth/staff_sign_in.html", form=form)
 
 
@@ -145,6 +175,7 @@ def _pending_staff() -> Staff | None:
 @bp.route("/staff/totp", methods=["GET", "POST"])
 @public
 @limiter.limit(_login_limit, methods=["POST"])
+@_failures_per_address
 def staff_totp():
     staff = _pending_staff()
     if staff is None:
@@ -152,20 +183,21 @@ def staff_totp():
         return redirect(url_for("auth.staff_sign_in"))
     form = TotpForm()
     if form.validate_on_submit():
-        result = service.staff_check_totp(db.session, staff, form.code.data, **_lock_args())
+        result = service.staff_check_totp(db.session, staff, form.code.data, **_throttle_args())
         if result.ok:
             nxt = session["pending_staff"].get("next")
             _start_session(staff)
             db.session.commit()
             return redirect(nxt or url_for("backoffice.home"))
         db.session.commit()
-        flash(_failure_message(result.reason), "error")
+        _failed_sign_in(result)
     return render_template("auth/staff_totp.html", form=form)
 
 
 @bp.route("/staff/totp/setup", methods=["GET", "POST"])
 @public
 @limiter.limit(_login_limit, methods=["POST"])
+@_failures_per_address
 def staff_totp_setup():
     staff = _pending_staff()
     if staff is None or staff.totp_secret_enc is not None:
@@ -174,7 +206,7 @@ def staff_totp_setup():
     session["totp_setup_secret"] = secret
     form = TotpForm()
     if form.validate_on_submit():
-        result = service.staff_check_totp(db.session, staff, form.code.data, secret=secret, **_lock_args())
+        result = service.staff_check_totp(db.session, staff, form.code.data, secret=secret, **_throttle_args())
         if result.ok:
             service.set_totp_secret(staff, secret)
             staff.totp_last_step = result.obj.totp_last_step
@@ -184,7 +216,7 @@ def staff_totp_setup():
             db.session.commit()
             return redirect(nxt or url_for("backoffice.home"))
         db.session.commit()
-        flash(_failure_message(result.reason), "error")
+        _failed_sign_in(result)
     uri = service.totp_uri(staff, secret)
     img = qrcode.make(uri, image_factory=qrcode.image.svg.SvgPathImage)
     buf = io.BytesIO()
@@ -199,16 +231,17 @@ def staff_totp_setup():
 @bp.route("/family/signin", methods=["GET", "POST"])
 @public
 @limiter.limit(_login_limit, methods=["POST"])
+@_failures_per_address
 def guardian_sign_in():
     form = GuardianSignInForm()
     if form.validate_on_submit():
-        result = service.guardian_check_password(db.session, form.email.data, form.password.data, **_lock_args())
+        result = service.guardian_check_password(db.session, form.email.data, form.password.data, **_throttle_args())
         if result.ok:
             _start_session(result.obj)
             db.session.commit()
             return redirect(_safe_next(request.args.get("next")) or url_for("family.home"))
         db.session.commit()
-        flash(_failure_message(result.reason), "error")
+        _failed_sign_in(result)
     return render_template("auth/guardian_sign_in.html", form=form)
 
 
@@ -326,39 +359,55 @@ def password_reset(token: str):
 # -- students -----------------------------------------------------------------
 
 
+def _student_failed() -> None:
+    """The one answer to a child whose sign-in failed: unknown number, wrong PIN, delayed, bad card."""
+    flash(_("The number or the PIN is not right, or you tried too fast. Wait a little and try again."), "error")
+
+
 @bp.route("/student/signin", methods=["GET", "POST"])
 @public
 @limiter.limit(_login_limit, methods=["POST"])
+@_failures_per_address
 def student_sign_in():
     form = StudentSignInForm()
     if form.validate_on_submit():
-        result = service.student_check_pin(db.session, form.student_no.data, form.pin.data, **_lock_args())
+        result = service.student_check_pin(db.session, form.student_no.data, form.pin.data, **_throttle_args())
         if result.ok:
             _start_session(result.obj)
             db.session.commit()
             return redirect(url_for("student.home"))
         db.session.commit()
-        if result.reason == "locked":
-            flash(_("Too many tries. Please ask your teacher."), "error")
-        else:
-            flash(_("The number or the PIN is not right. Please try again."), "error")
+        _student_failed()
     return render_template("auth/student_sign_in.html", form=form)
 
 
 @bp.route("/student/card", methods=["GET", "POST"])
 @public
 @limiter.limit(_login_limit, methods=["POST"])
+@_failures_per_address
 def student_card():
-    """The QR card opens this page with its token; one big button signs in."""
-    token = request.values.get("t", "")
+    """The QR card opens this page; one big button signs in.
+
+    The card's URL carries its token in the fragment (``#t=...``), which the
+    browser never sends to the server: card.js (a same-origin file, the CSP
+    allows no inline script) copies it into the form and replaces the address
+    with the bare page, so the tablet's back button and open tab hold no
+    token. Only a POST signs in; a token in the query string (an old card) is
+    never read, and the address is cleaned of it.
+    """
+    if request.method == "GET" and request.query_string:
+        return redirect(url_for("auth.student_card"), 303)
     if request.method == "POST":
-        result = service.student_check_card(db.session, current_app.config["SECRET_KEY"], token)
+        result = service.student_check_card(db.session, current_app.config["SECRET_KEY"], request.form.get("t", ""))
         if result.ok:
             _start_session(result.obj)
             db.session.commit()
-            return redirect(url_for("student.home"))
-        flash(_("This card does not work. Please ask your teacher."), "error")
-    return render_template("auth/student_card.html", token=token)
+            return redirect(url_for("student.home"), 303)
+        db.session.rollback()
+        flash(_("This card does not work now. Wait a little and try again, or ask your teacher."), "error")
+    resp = current_app.make_response(render_template("auth/student_card.html"))
+    resp.headers["Cache-Control"] = "no-store"  # no copy of the filled-in form in the back/forward cache
+    return resp
 
 
 # -- everyone -----------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Students' sign-in cards: a printable A4 sheet per class.
+"""Students' sign-in cards: a printable A4 sheet per class, and each child's sign-in state.
 
 Issuing a sheet gives every child of the class a new 6-digit PIN and a new
 QR card token, so every earlier PIN and card of that class stops working
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from datetime import datetime
 from urllib.parse import quote
 
 from flask_babel import force_locale
@@ -19,12 +20,14 @@ from reportlab.lib.colors import Color, black, white
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
 from reportlab.pdfgen.canvas import Canvas
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal.audit import service as audit
 from portal.auth import service as auth
 from portal.auth.principal import Principal
-from portal.people.models import School, SchoolClass
+from portal.orm import utcnow
+from portal.people.models import Child, Enrolment, School, SchoolClass
 from portal.people.pdf import DIGITS, GOTHIC, draw_qr, fit_size, register_fonts
 from portal.people.roster import children_of_class
 
@@ -62,7 +65,7 @@ def issue_cards(
     """New PINs and QR cards for every child of the class; the old ones stop working.
 
     ``card_url`` is the absolute URL of the card sign-in page; the token is
-    added as ``?t=``. The caller has checked that the principal manages the
+    added as the fragment ``#t=``. The caller has checked that the principal manages the
     class (:func:`portal.people.roster.class_for`).
     """
     cards = []
@@ -70,10 +73,11 @@ def issue_cards(
         pin = auth.new_pin()
         auth.set_student_pin(child, pin)  # also ends the child's open sessions
         token = auth.issue_card_token(child, secret_key)
-        child.failed_logins = 0
-        child.locked_until = None
+        auth.clear_delay(child)
+        # The token goes in the fragment, which browsers never send to a
+        # server; the card page's script posts it and cleans the address.
         cards.append(
-            Card(child.id, child.name, child.name_kana, child.student_no, pin, f"{card_url}?t={quote(token)}", child.locale)
+            Card(child.id, child.name, child.name_kana, child.student_no, pin, f"{card_url}#t={quote(token)}", child.locale)
         )
     session.flush()
     audit.record(
@@ -84,6 +88,81 @@ def issue_cards(
         request_id=request_id,
     )
     return cards
+
+
+@dataclass(frozen=True)
+class SignInRow:
+    """One child's sign-in state as the class's teacher sees it (no secret, no count of guesses)."""
+
+    child_id: int
+    attendance_no: int | None
+    name: str
+    has_card: bool
+    card_last_used_at: datetime | None
+    card_revoked_at: datetime | None
+    delayed: bool
+    failed: bool
+
+
+def sign_in_rows(session: Session, principal: Principal, school_class: SchoolClass, *, now: datetime | None = None,
+                 request_id: str | None = None) -> list[SignInRow]:
+    """The class's children with their card's last use and whether wrong PINs delay them; audited."""
+    now = now or utcnow()
+    rows = session.execute(
+        select(Child, Enrolment.attendance_no)
+        .join(Enrolment, Enrolment.child_id == Child.id)
+        .where(Enrolment.class_id == school_class.id, Enrolment.school_year_id == school_class.school_year_id)
+        .order_by(Enrolment.attendance_no, Child.name_kana, Child.id)
+    ).all()
+    out = [
+        SignInRow(c.id, no, c.name, c.card_token_digest is not None, c.card_last_used_at, c.card_revoked_at,
+                  auth.is_delayed(c, now), bool(c.failed_logins))
+        for c, no in rows
+    ]
+    audit.record_child_reads(session, principal, [r.child_id for r in out], "people.sign_in_status", request_id=request_id)
+    return out
+
+
+def _child_of_class(session: Session, school_class: SchoolClass, child_id: int) -> Child | None:
+    return session.scalar(
+        select(Child)
+        .join(Enrolment, Enrolment.child_id == Child.id)
+        .where(Child.id == child_id, Enrolment.class_id == school_class.id,
+               Enrolment.school_year_id == school_class.school_year_id)
+    )
+
+
+def revoke_child_card(session: Session, principal: Principal, school_class: SchoolClass, child_id: int, *,
+                      request_id: str | None = None) -> bool | None:
+    """Revoke one child's QR card (a lost card); the PIN and other cards keep working.
+
+    None when the child is not in the class (the page answers 404); False
+    when there was no card. Signed-in sessions of the child end too, since a
+    lost card may have been used already.
+    """
+    child = _child_of_class(session, school_class, child_id)
+    if child is None:
+        return None
+    if not auth.revoke_card(child):
+        return False
+    child.session_version += 1
+    session.flush()
+    audit.record(session, principal, "people.card_revoked", child_id=child.id,
+                 detail={"class_id": school_class.id}, request_id=request_id)
+    return True
+
+
+def clear_child_delay(session: Session, principal: Principal, school_class: SchoolClass, child_id: int, *,
+                      request_id: str | None = None) -> bool | None:
+    """Let a child whose wrong PINs delay them try again at once. None: not in the class."""
+    child = _child_of_class(session, school_class, child_id)
+    if child is None:
+        return None
+    auth.clear_delay(child)
+    session.flush()
+    audit.record(session, principal, "people.sign_in_delay_cleared", child_id=child.id,
+                 detail={"class_id": school_class.id}, request_id=request_id)
+    return True
 
 
 def class_label(school_class: SchoolClass) -> str:

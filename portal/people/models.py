@@ -117,8 +117,13 @@ class Child(Base):
     # Student sign-in: PIN (argon2) or a QR card token (HMAC, see auth.service)
     pin_hash: Mapped[str | None] = mapped_column(String(200))
     card_token_digest: Mapped[str | None] = mapped_column(String(64), unique=True)
+    card_last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # shown to the teacher
+    card_revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # a teacher revoked the card
+    # Sign-in throttling (auth.service): failures since the last success, and
+    # the moment before which no attempt is even considered (at most 30 s
+    # ahead; a delay, never a lockout).
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
-    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    login_not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)
     session_version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -156,7 +161,7 @@ class Guardian(Base):
     address: Mapped[str] = mapped_column(String(200), default="")
     registered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
-    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    login_not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)  # sign-in delay, see auth.service
     session_version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -211,7 +216,7 @@ class Staff(Base):
     # after sign-in is "choose your own password" (portal.admin).
     password_change_required: Mapped[bool] = mapped_column(Boolean, default=False)
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
-    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    login_not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)  # sign-in delay, see auth.service
     session_version: Mapped[int] = mapped_column(Integer, default=1)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import io
 
-from flask import Blueprint, abort, current_app, g, render_template, send_file, url_for
+from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, send_file, url_for
+from flask_babel import gettext as _
 from flask_babel import get_locale
 from flask_login import current_user
 
@@ -59,6 +60,40 @@ def cards(class_id: int):
         db.session.commit()  # only once the sheet exists: no PIN changes without its card
         return _pdf(pdf, f"cards-{school.code}-{school_class.grade}-{school_class.name}.pdf")
     return render_template("people/cards.html", form=form, school_class=school_class, school=school, count=count)
+
+
+@bp.route("/<int:class_id>/sign-in")
+@allow(TEACHER, LEAD)
+def sign_in_status(class_id: int):
+    """Each child's card (last used, revoked) and whether wrong PINs delay them, with the teacher's buttons."""
+    school_class, school = _class_or_404(class_id)
+    rows = card_service.sign_in_rows(db.session, current_user, school_class, request_id=g.get("request_id"))
+    db.session.commit()  # the audit rows of the read
+    return render_template("people/sign_in.html", rows=rows, school_class=school_class, school=school)
+
+
+@bp.route("/<int:class_id>/children/<int:child_id>/revoke-card", methods=["POST"])
+@allow(TEACHER, LEAD)
+def revoke_card(class_id: int, child_id: int):
+    school_class, _school = _class_or_404(class_id)
+    done = card_service.revoke_child_card(db.session, current_user, school_class, child_id, request_id=g.get("request_id"))
+    if done is None:
+        abort(404)
+    db.session.commit()
+    flash(_("The card no longer works. The PIN still does; print a new card sheet when the child needs a card.")
+          if done else _("This child has no card that works."), "success")
+    return redirect(url_for("people.sign_in_status", class_id=class_id))
+
+
+@bp.route("/<int:class_id>/children/<int:child_id>/clear-delay", methods=["POST"])
+@allow(TEACHER, LEAD)
+def clear_delay(class_id: int, child_id: int):
+    school_class, _school = _class_or_404(class_id)
+    if card_service.clear_child_delay(db.session, current_user, school_class, child_id, request_id=g.get("request_id")) is None:
+        abort(404)
+    db.session.commit()
+    flash(_("The child can try to sign in again now."), "success")
+    return redirect(url_for("people.sign_in_status", class_id=class_id))
 
 
 @bp.route("/<int:class_id>/letters", methods=["GET", "POST"])

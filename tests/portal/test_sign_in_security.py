@@ -8,13 +8,13 @@ from datetime import timedelta
 
 import pyotp
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from portal.audit.models import AuditEvent
 from portal.auth import service as auth
 from portal.extensions import limiter
 from portal.orm import utcnow
-from portal.people.models import EnrolmentCode, Guardian, GuardianChild, Staff
+from portal.people.models import Child, EnrolmentCode, Guardian, GuardianChild, Staff
 from tests.conftest import PASSWORD, TOTP_SECRET, csrf_token_from
 
 COOKIE = "mimamori_session"
@@ -38,6 +38,13 @@ def _staff_sign_in(client, post_form, email: str, code: str | None = None, passw
 
 def _html(resp) -> str:
     return resp.get_data(as_text=True)
+
+
+def _wait_out_delays(session) -> None:
+    """As if the person waited: the short delay after a failure has passed (tests/security/test_sign_in_throttling.py)."""
+    for model in (Staff, Guardian, Child):
+        session.execute(update(model).values(login_not_before=None))
+    session.commit()
 
 
 # -- sessions -------------------------------------------------------------------
@@ -112,26 +119,6 @@ def test_session_id_changes_at_login_for_staff_and_students(app, client, make, p
         replay.set_cookie(COOKIE, old)
         r = replay.get(home)
         assert r.status_code == 302 and "/signin" in r.headers["Location"]
-
-
-def test_staff_totp_step_locks_after_repeated_wrong_codes(app, client, make, post_form, session):
-    staff = make.staff("school_lead")
-    session.commit()
-    right = pyotp.TOTP(TOTP_SECRET).now()
-    wrong = "000000" if right != "000000" else "111111"
-    assert post_form("/staff/signin", {"email": staff.email, "password": PASSWORD}).status_code == 302
-    for _ in range(app.config["LOGIN_MAX_FAILURES"] - 1):
-        r = post_form("/staff/totp", {"code": wrong})
-        assert "入力された内容が正しくありません。" in _html(r)
-    r = post_form("/staff/totp", {"code": wrong})
-    assert "失敗が続いたため、アカウントを一時的にロックしました。" in _html(r)
-    # The right code no longer opens a session while the lock lasts.
-    r = post_form("/staff/totp", {"code": right})
-    assert r.status_code == 200 and "失敗が続いたため" in _html(r)
-    assert client.get("/staff/").status_code == 302
-    # Nor does starting again from the password.
-    r = post_form("/staff/signin", {"email": staff.email, "password": PASSWORD})
-    assert r.status_code == 200 and "失敗が続いたため" in _html(r)
 
 
 def test_tampered_session_cookie_is_anonymous(app, client, make, post_form, session):
@@ -210,32 +197,6 @@ def test_sign_in_page_keeps_the_page_asked_for(make, session, client, post_form)
 # -- staff ----------------------------------------------------------------------
 
 
-def test_staff_login_locked_after_repeated_failures(app, client, make, post_form, session):
-    staff = make.staff("teacher")
-    session.commit()
-    limit = app.config["LOGIN_MAX_FAILURES"]
-    for _ in range(limit - 1):
-        r = post_form("/staff/signin", {"email": staff.email, "password": "wrong password!"})
-        assert r.status_code == 200
-        assert "入力された内容が正しくありません。" in _html(r)
-    r = post_form("/staff/signin", {"email": staff.email, "password": "wrong password!"})
-    assert "失敗が続いたため、アカウントを一時的にロックしました。" in _html(r)
-
-    # Even the right password is refused while locked, and no TOTP step is offered.
-    r = post_form("/staff/signin", {"email": staff.email, "password": PASSWORD})
-    assert r.status_code == 200
-    assert "失敗が続いたため" in _html(r)
-    session.expire_all()
-    locked = session.get(Staff, staff.id)
-    assert locked.locked_until is not None and locked.locked_until > utcnow()
-
-    # When the lock has passed, the right password works again.
-    locked.locked_until = utcnow() - timedelta(seconds=1)
-    session.commit()
-    r = _staff_sign_in(client, post_form, staff.email)
-    assert r.status_code == 302 and r.headers["Location"].endswith("/staff/")
-
-
 def test_login_is_rate_limited(app, client, make, post_form, session, monkeypatch):
     monkeypatch.setitem(app.config, "LOGIN_RATE_LIMIT", "3 per minute")
     limiter.reset()
@@ -270,13 +231,16 @@ def test_totp_code_cannot_be_replayed(app, make, post_form, session):
     second = app.test_client()
     r = _staff_sign_in(second, post_form, staff.email, code)
     assert r.status_code == 200
-    assert "入力された内容が正しくありません。" in _html(r)
+    assert "入力された内容が正しくないか" in _html(r)
     assert second.get("/staff/").status_code == 302
 
     # The service refuses it too, and refuses a code from an earlier step.
+    _wait_out_delays(session)
     session.expire_all()
     staff = session.get(Staff, staff.id)
     assert not auth.staff_check_totp(session, staff, code).ok
+    _wait_out_delays(session)
+    staff = session.get(Staff, staff.id)
     earlier = pyotp.TOTP(TOTP_SECRET).at(utcnow() - timedelta(seconds=60))
     assert not auth.staff_check_totp(session, staff, earlier).ok
     session.rollback()
@@ -297,9 +261,10 @@ def test_staff_without_totp_must_enrol(app, client, make, post_form, session):
     assert secret in _html(page)  # shown for entering by hand
 
     r = post_form("/staff/totp/setup", {"code": "000000" if pyotp.TOTP(secret).now() != "000000" else "111111"})
-    assert r.status_code == 200 and "入力された内容が正しくありません。" in _html(r)
+    assert r.status_code == 200 and "入力された内容が正しくないか" in _html(r)
     session.expire_all()
     assert session.get(Staff, staff.id).totp_secret_enc is None
+    _wait_out_delays(session)
 
     r = post_form("/staff/totp/setup", {"code": pyotp.TOTP(secret).now()})
     assert r.status_code == 302 and r.headers["Location"].endswith("/staff/")
@@ -450,21 +415,19 @@ def test_wrong_pin(app, client, make, session, post_form):
     # An unknown number gets exactly the same answer.
     r2 = post_form("/student/signin", {"student_no": "X99999999", "pin": "111111"})
     assert "ばんごうか ひみつの ばんごうが ちがうよ。" in _html(r2)
-
-    # After repeated failures the card is locked and the child is told to ask the teacher.
-    for _ in range(app.config["LOGIN_MAX_FAILURES"] - 1):
-        r = post_form("/student/signin", {"student_no": child.student_no, "pin": "111111"})
-    assert "なんかいも まちがえたよ。せんせいに きいてね。" in _html(r)
+    # The right PIN, a moment later, works: wrong PINs delay, never lock
+    # (tests/security/test_sign_in_throttling.py).
+    _wait_out_delays(session)
     r = post_form("/student/signin", {"student_no": child.student_no, "pin": "482913"})
-    assert "なんかいも まちがえたよ。" in _html(r)
-    assert client.get("/student/").status_code == 302
+    assert r.status_code == 302 and r.headers["Location"].endswith("/student/")
 
     # In English, for a child who chose English on this tablet.
     en = app.test_client()
     token = csrf_token_from(_html(en.get("/")))
     en.post("/language", data={"csrf_token": token, "locale": "en"})
     r = post_form("/student/signin", {"student_no": en_child.student_no, "pin": "000000"}, c=en)
-    assert "The number or the PIN is not right. Please try again." in _html(r)
+    assert "The number or the PIN is not right, or you tried too fast. Wait a little and try again." in _html(r)
+    _wait_out_delays(session)
     r = post_form("/student/signin", {"student_no": en_child.student_no, "pin": "135790"}, c=en)
     assert r.status_code == 302 and r.headers["Location"].endswith("/student/")
 
@@ -476,18 +439,19 @@ def test_student_signs_in_with_the_qr_card_and_an_old_card_stops_working(app, cl
     new_card = auth.issue_card_token(child, key)  # the school printed a new sheet
     session.commit()
 
-    # The card's QR code opens a page with one big button for a seven-year-old.
-    page = client.get(f"/student/card?t={new_card}")
-    assert page.status_code == 200 and new_card in _html(page)
-    r = post_form("/student/card", {"t": new_card}, page=f"/student/card?t={new_card}")
-    assert r.status_code == 302 and r.headers["Location"].endswith("/student/")
+    # The card's QR code opens a page with one big button for a seven-year-old;
+    # the token is in the fragment (never sent), and card.js posts it.
+    page = client.get("/student/card")
+    assert page.status_code == 200 and new_card not in _html(page)
+    r = post_form("/student/card", {"t": new_card})
+    assert r.status_code == 303 and r.headers["Location"].endswith("/student/")
     assert client.get("/student/").status_code == 200
 
     for bad in (old_card, "not-a-card", ""):
         other = app.test_client()
-        r = post_form("/student/card", {"t": bad}, page=f"/student/card?t={bad}", c=other)
+        r = post_form("/student/card", {"t": bad}, c=other)
         assert r.status_code == 200
-        assert "この カードは つかえないよ。せんせいに きいてね。" in _html(r)
+        assert "この カードは いま つかえないよ。" in _html(r)
         assert other.get("/student/").status_code == 302
 
 
@@ -552,6 +516,7 @@ def test_password_reset_by_email_token(app, client, make, session, post_form, ou
 
     # The new password works, the old one does not, and older sessions have ended.
     assert _guardian_sign_in(post_form, guardian.email, PASSWORD, c=app.test_client()).status_code == 200
+    _wait_out_delays(session)
     assert _guardian_sign_in(post_form, guardian.email, new_password, c=app.test_client()).status_code == 302
     assert old_session.get("/family/").status_code == 302
 

@@ -371,6 +371,12 @@ OBJECT_ROUTES: dict[str, Target] = {
     # class records
     "people.cards": Target("class", lambda w, s: {"class_id": w.cls_v.id}, data=lambda w, s: {"confirm": "y"}),
     "people.letters": Target("class", lambda w, s: {"class_id": w.cls_v.id}, data=lambda w, s: {"confirm": "y"}),
+    "people.sign_in_status": Target("class", lambda w, s: {"class_id": w.cls_v.id}),
+    # a class the attacker manages with the victim's child id in it: 404, nothing changed
+    "people.revoke_card": Target("class", lambda w, s: {"class_id": w.cls_v.id, "child_id": w.victim.id},
+                                 mixed=lambda w, s: {"class_id": w.cls_b2.id, "child_id": w.victim.id}),
+    "people.clear_delay": Target("class", lambda w, s: {"class_id": w.cls_v.id, "child_id": w.victim.id},
+                                 mixed=lambda w, s: {"class_id": w.cls_b2.id, "child_id": w.victim.id}),
     "resources.letters_pdf": Target("class", lambda w, s: {"campaign_id": _campaign(w, s).id, "class_id": w.cls_v.id}),
 }
 

@@ -73,7 +73,6 @@ SEARCHES: list[tuple[str, str, str, tuple[str, ...]]] = [
     ("anonymous", "/signin", "next", ()),
     ("anonymous", "/staff/signin", "next", ()),
     ("anonymous", "/family/signin", "next", ()),
-    ("anonymous", "/student/card", "t", ()),
 ]
 
 
