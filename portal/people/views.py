@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import io
 
-from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, send_file, url_for
-from flask_babel import gettext as _
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    send_file,
+    url_for,
+)
 from flask_babel import get_locale
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from portal.auth.access import allow
