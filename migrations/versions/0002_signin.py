@@ -21,6 +21,7 @@ def upgrade():
         op.execute(sa.text(f"UPDATE {table} SET locked_until = NULL, failed_logins = 0"))
         with op.batch_alter_table(table) as batch:
             batch.alter_column("locked_until", new_column_name="login_not_before")
+            batch.add_column(sa.Column("trusted_not_before", portal.orm.UTCDateTime(timezone=True), nullable=True))
     with op.batch_alter_table("child") as batch:
         batch.add_column(sa.Column("card_last_used_at", portal.orm.UTCDateTime(timezone=True), nullable=True))
         batch.add_column(sa.Column("card_revoked_at", portal.orm.UTCDateTime(timezone=True), nullable=True))
@@ -32,4 +33,5 @@ def downgrade():
         batch.drop_column("card_last_used_at")
     for table in ("child", "guardian", "staff"):
         with op.batch_alter_table(table) as batch:
+            batch.drop_column("trusted_not_before")
             batch.alter_column("login_not_before", new_column_name="locked_until")

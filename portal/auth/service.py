@@ -105,6 +105,13 @@ def end_sessions(session: Session, principal: Principal) -> None:
 # not all get checked, only the one that won the claim. A refused attempt
 # gets exactly the answer of a wrong one, so nothing tells an unknown account
 # from a delayed one. The server never sleeps: it refuses.
+#
+# So that a stranger's guesses cannot keep the person out (one guess every
+# 30 seconds would hold the delay closed), a browser the account has signed
+# in on before (a signed "known browser" cookie, see auth.views) is delayed
+# apart: its attempts wait on ``trusted_not_before``, which only attempts from
+# such a browser set. Both share the failure count, so neither path is
+# faster than the other for guessing.
 
 MAX_DELAY = 30  # seconds
 
@@ -116,7 +123,12 @@ def delay_after(failures: int, cap: int = MAX_DELAY) -> int:
     return min(cap, 2 ** min(failures - 1, 16))
 
 
-def _claim_attempt(session: Session, obj, now: datetime, cap: int) -> bool:
+def _gate(obj, known: bool):
+    """The column an attempt waits on: the known browser's own, or everyone else's."""
+    return type(obj).trusted_not_before if known else type(obj).login_not_before
+
+
+def _claim_attempt(session: Session, obj, now: datetime, cap: int, known: bool = False) -> bool:
     """Take the account's next attempt (False: still delayed, or another attempt holds it).
 
     The claim holds the account for the delay the attempt would cause if it
@@ -124,32 +136,38 @@ def _claim_attempt(session: Session, obj, now: datetime, cap: int) -> bool:
     UPDATE also locks the row until commit, so the counters read after it are
     current.
     """
-    model = type(obj)
+    model, gate = type(obj), _gate(obj, known)
     hold = now + timedelta(seconds=max(1, delay_after((obj.failed_logins or 0) + 1, cap)))
     won = session.execute(
         update(model)
-        .where(model.id == obj.id, or_(model.login_not_before.is_(None), model.login_not_before <= now))
-        .values(login_not_before=hold)
+        .where(model.id == obj.id, or_(gate.is_(None), gate <= now))
+        .values({gate.key: hold})
         .execution_options(synchronize_session=False)
     ).rowcount == 1
-    session.refresh(obj, ["failed_logins", "login_not_before"])
+    session.refresh(obj, ["failed_logins", "login_not_before", "trusted_not_before"])
     return won
 
 
-def _register_failure(obj, now: datetime, cap: int) -> int:
+def _register_failure(obj, now: datetime, cap: int, known: bool = False) -> int:
     obj.failed_logins = (obj.failed_logins or 0) + 1
-    obj.login_not_before = now + timedelta(seconds=delay_after(obj.failed_logins, cap))
+    setattr(obj, _gate(obj, known).key, now + timedelta(seconds=delay_after(obj.failed_logins, cap)))
     return obj.failed_logins
+
+
+def _release(obj, known: bool) -> None:
+    setattr(obj, _gate(obj, known).key, None)
 
 
 def _register_success(obj) -> None:
     obj.failed_logins = 0
     obj.login_not_before = None
+    obj.trusted_not_before = None
 
 
 def is_delayed(obj, now: datetime | None = None) -> bool:
+    """Whether attempts must wait now (from unknown browsers, or from the account's known ones)."""
     now = now or utcnow()
-    return obj.login_not_before is not None and obj.login_not_before > now
+    return any(t is not None and t > now for t in (obj.login_not_before, obj.trusted_not_before))
 
 
 # Staff are told by e-mail when their account is being guessed: once when the
@@ -174,22 +192,25 @@ class SignInResult:
 
 
 def staff_check_password(
-    session: Session, email: str, password: str, *, max_delay: int = MAX_DELAY, now: datetime | None = None
+    session: Session, email: str, password: str, *, max_delay: int = MAX_DELAY, now: datetime | None = None,
+    known: frozenset = frozenset(),
 ) -> SignInResult:
     """First step of a staff sign-in. Success means 'now ask for the TOTP code'.
 
     Unknown, inactive, wrong and delayed all answer "invalid", at the same cost.
+    ``known``: the (kind, id) pairs this browser has signed in as before.
     """
     now = now or utcnow()
     staff = session.scalar(select(Staff).where(Staff.email == email.strip().lower()))
-    if staff is None or not staff.active or not _claim_attempt(session, staff, now, max_delay):
+    here = staff is not None and ("staff", staff.id) in known
+    if staff is None or not staff.active or not _claim_attempt(session, staff, now, max_delay, here):
         verify_password(None, password)  # same cost as a real check
         return SignInResult(False, "invalid")
     if not verify_password(staff.password_hash, password):
-        failures = _register_failure(staff, now, max_delay)
+        failures = _register_failure(staff, now, max_delay, here)
         session.flush()
         return SignInResult(False, "invalid", alert_staff=staff if _guess_alert_due(failures) else None)
-    staff.login_not_before = None  # the TOTP step may follow at once; failures count on
+    _release(staff, here)  # the TOTP step may follow at once; failures count on
     if needs_rehash(staff.password_hash):
         staff.password_hash = hash_password(password)
     session.flush()
@@ -223,6 +244,7 @@ def staff_check_totp(
     secret: str | None = None,
     max_delay: int = MAX_DELAY,
     now: datetime | None = None,
+    known: frozenset = frozenset(),
 ) -> SignInResult:
     """Second step: a 6-digit code, valid once (a replayed code is refused).
 
@@ -231,7 +253,8 @@ def staff_check_totp(
     the one whose UPDATE changed the row passes.
     """
     now = now or utcnow()
-    if not _claim_attempt(session, staff, now, max_delay):
+    here = ("staff", staff.id) in known
+    if not _claim_attempt(session, staff, now, max_delay, here):
         return SignInResult(False, "invalid")
     secret = secret or totp_secret(staff)
     code = "".join(ch for ch in code if ch.isdigit())
@@ -243,7 +266,7 @@ def staff_check_totp(
             matched_step = int(at.timestamp()) // 30
             break
     if matched_step is None or not _consume_totp_step(session, staff, matched_step):
-        failures = _register_failure(staff, now, max_delay)
+        failures = _register_failure(staff, now, max_delay, here)
         session.flush()
         return SignInResult(False, "invalid", alert_staff=staff if _guess_alert_due(failures) else None)
     _register_success(staff)
@@ -363,16 +386,18 @@ def email_in_use(session: Session, email: str) -> bool:
 
 
 def guardian_check_password(
-    session: Session, email: str, password: str, *, max_delay: int = MAX_DELAY, now: datetime | None = None
+    session: Session, email: str, password: str, *, max_delay: int = MAX_DELAY, now: datetime | None = None,
+    known: frozenset = frozenset(),
 ) -> SignInResult:
     """Unknown, wrong and delayed all answer "invalid", at the same cost."""
     now = now or utcnow()
     guardian = session.scalar(select(Guardian).where(Guardian.email == email.strip().lower()))
-    if guardian is None or guardian.password_hash is None or not _claim_attempt(session, guardian, now, max_delay):
+    here = guardian is not None and ("guardian", guardian.id) in known
+    if guardian is None or guardian.password_hash is None or not _claim_attempt(session, guardian, now, max_delay, here):
         verify_password(None, password)
         return SignInResult(False, "invalid")
     if not verify_password(guardian.password_hash, password):
-        _register_failure(guardian, now, max_delay)
+        _register_failure(guardian, now, max_delay, here)
         session.flush()
         return SignInResult(False, "invalid")
     if needs_rehash(guardian.password_hash):
@@ -425,7 +450,7 @@ def revoke_card(child: Child, now: datetime | None = None) -> bool:
 
 def clear_delay(child: Child) -> bool:
     """A teacher lets a pupil try again at once (False: nothing was delayed)."""
-    had = bool(child.failed_logins) or child.login_not_before is not None
+    had = bool(child.failed_logins) or child.login_not_before is not None or child.trusted_not_before is not None
     _register_success(child)
     return had
 
@@ -435,16 +460,18 @@ def _normalise_student_no(student_no: str) -> str:
 
 
 def student_check_pin(
-    session: Session, student_no: str, pin: str, *, max_delay: int = MAX_DELAY, now: datetime | None = None
+    session: Session, student_no: str, pin: str, *, max_delay: int = MAX_DELAY, now: datetime | None = None,
+    known: frozenset = frozenset(),
 ) -> SignInResult:
     """Unknown number, wrong PIN and a delayed child all answer "invalid", at the same cost."""
     now = now or utcnow()
     child = session.scalar(select(Child).where(Child.student_no == _normalise_student_no(student_no)))
-    if child is None or child.pin_hash is None or not _claim_attempt(session, child, now, max_delay):
+    here = child is not None and ("student", child.id) in known
+    if child is None or child.pin_hash is None or not _claim_attempt(session, child, now, max_delay, here):
         verify_password(None, pin)
         return SignInResult(False, "invalid")
     if not verify_password(child.pin_hash, pin.strip()):
-        _register_failure(child, now, max_delay)
+        _register_failure(child, now, max_delay, here)
         session.flush()
         return SignInResult(False, "invalid")
     if needs_rehash(child.pin_hash):
@@ -454,7 +481,9 @@ def student_check_pin(
     return SignInResult(True, "", child)
 
 
-def student_check_card(session: Session, secret_key: str, token: str, *, now: datetime | None = None) -> SignInResult:
+def student_check_card(
+    session: Session, secret_key: str, token: str, *, now: datetime | None = None, known: frozenset = frozenset()
+) -> SignInResult:
     """Sign in with the QR card's token (POSTed, never from a URL the server sees).
 
     One guarded UPDATE both checks and records the use: the card must still
@@ -470,12 +499,13 @@ def student_check_card(session: Session, secret_key: str, token: str, *, now: da
     child_id = session.scalar(select(Child.id).where(Child.card_token_digest == digest))
     if child_id is None:
         return SignInResult(False, "invalid")
+    gate = Child.trusted_not_before if ("student", child_id) in known else Child.login_not_before
     used = session.execute(
         update(Child)
         .where(
             Child.id == child_id,
             Child.card_token_digest == digest,
-            or_(Child.login_not_before.is_(None), Child.login_not_before <= now),
+            or_(gate.is_(None), gate <= now),
         )
         .values(card_last_used_at=now)
         .execution_options(synchronize_session=False)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import io
 import time
 from urllib.parse import urlsplit
@@ -11,6 +13,7 @@ import qrcode
 import qrcode.image.svg
 from flask import (
     Blueprint,
+    after_this_request,
     current_app,
     flash,
     g,
@@ -64,7 +67,7 @@ _failures_per_address = limiter.shared_limit(
 
 
 def _throttle_args():
-    return {"max_delay": current_app.config["LOGIN_MAX_DELAY_SECONDS"]}
+    return {"max_delay": current_app.config["LOGIN_MAX_DELAY_SECONDS"], "known": _known()}
 
 
 def _failed_sign_in(result) -> None:
@@ -93,12 +96,58 @@ def _send_guess_alert(staff: Staff) -> None:
         current_app.logger.warning("guess alert not sent (staff id %s)", staff.id)
 
 
+# -- known browsers -------------------------------------------------------------
+#
+# A browser an account has signed in on keeps a keyed digest of that account
+# (never an id or a name) in a long-lived cookie; attempts from it wait on
+# the account's own delay, which a stranger's guesses from elsewhere do not
+# touch (auth.service). A shared tablet holds up to KNOWN_MAX such digests.
+
+KNOWN_COOKIE = "mimamori_known"
+KNOWN_MAX = 40
+KNOWN_DAYS = 180
+
+
+def _known_digest(kind: str, pk: int) -> str:
+    key = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(key, f"known-browser:{kind}:{pk}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+class KnownBrowser:
+    """What this browser has signed in as before: ``("student", 12) in known``."""
+
+    def __init__(self, raw: str | None):
+        self.digests = [d for d in (raw or "").split(".") if len(d) == 32][:KNOWN_MAX]
+
+    def __contains__(self, pair) -> bool:
+        kind, pk = pair
+        return _known_digest(kind, pk) in self.digests
+
+
+def _known() -> KnownBrowser:
+    return KnownBrowser(request.cookies.get(KNOWN_COOKIE))
+
+
+def _remember_browser(principal) -> None:
+    digest = _known_digest(principal.kind, principal.id)
+    digests = [digest] + [d for d in _known().digests if d != digest]
+
+    @after_this_request
+    def _set(resp):
+        resp.set_cookie(
+            KNOWN_COOKIE, ".".join(digests[:KNOWN_MAX]), max_age=KNOWN_DAYS * 86400, httponly=True,
+            secure=current_app.config["SESSION_COOKIE_SECURE"], samesite="Lax",
+        )
+        return resp
+
+
 def _start_session(obj) -> None:
     """Sign in with a fresh session (no fixation), keeping the language choice."""
     locale = session.get("locale")
     session.clear()
     principal = service.principal_for(obj)
     login_user(principal)
+    _remember_browser(principal)
     session["last_seen"] = time.time()
     if locale and not principal.is_staff:
         session["locale"] = locale
@@ -398,7 +447,9 @@ def student_card():
     if request.method == "GET" and request.query_string:
         return redirect(url_for("auth.student_card"), 303)
     if request.method == "POST":
-        result = service.student_check_card(db.session, current_app.config["SECRET_KEY"], request.form.get("t", ""))
+        result = service.student_check_card(
+            db.session, current_app.config["SECRET_KEY"], request.form.get("t", ""), known=_known()
+        )
         if result.ok:
             _start_session(result.obj)
             db.session.commit()

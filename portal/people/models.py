@@ -121,9 +121,11 @@ class Child(Base):
     card_revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # a teacher revoked the card
     # Sign-in throttling (auth.service): failures since the last success, and
     # the moment before which no attempt is even considered (at most 30 s
-    # ahead; a delay, never a lockout).
+    # ahead; a delay, never a lockout), for unknown browsers and, apart, for
+    # browsers this child has signed in on before.
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     login_not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    trusted_not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)
     session_version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -162,6 +164,7 @@ class Guardian(Base):
     registered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     login_not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)  # sign-in delay, see auth.service
+    trusted_not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the same, for known browsers
     session_version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -217,6 +220,7 @@ class Staff(Base):
     password_change_required: Mapped[bool] = mapped_column(Boolean, default=False)
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     login_not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)  # sign-in delay, see auth.service
+    trusted_not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the same, for known browsers
     session_version: Mapped[int] = mapped_column(Integer, default=1)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from portal.audit.models import AuditEvent
 from portal.auth import service as auth
 from portal.orm import utcnow
-from portal.people.models import Child
+from portal.people.models import Child, Staff
 from tests.conftest import PASSWORD, TOTP_SECRET, csrf_token_from
 
 
@@ -269,3 +269,51 @@ def test_teacher_clears_a_pupils_delay(app, make, session, clock, login):
     ev = session.scalar(select(AuditEvent).where(AuditEvent.action == "people.sign_in_delay_cleared"))
     assert ev is not None and ev.child_id == child.id and ev.actor_id == teacher.id
     assert ev.detail == {"class_id": cls.id}
+
+
+@pytest.mark.parametrize("kind", ["student", "staff"])
+def test_a_strangers_guesses_never_keep_the_person_out_on_their_own_device(app, make, session, clock, kind):
+    """Guessing at the pace of the delay holds it closed for strangers, not for a browser the person used."""
+    if kind == "student":
+        who = make.child(grade=3, pin="482913")
+        url, right, wrong = "/student/signin", {"student_no": who.student_no, "pin": "482913"}, {"student_no": who.student_no, "pin": "000000"}
+        home = "/student/"
+    else:
+        who = make.staff("teacher")
+        url, right, wrong = "/staff/signin", {"email": who.email, "password": PASSWORD}, {"email": who.email, "password": "not it at all"}
+        home = "/staff/totp"
+    session.commit()
+    mine = app.test_client()  # the school's tablet, or the teacher's own PC
+    r = _try(mine, url, right)
+    assert r.status_code == 302 and r.headers["Location"].endswith(home)
+    if kind == "staff":
+        assert _try(mine, "/staff/totp", {"code": pyotp.TOTP(TOTP_SECRET).at(clock.now)}).status_code == 302
+    page = "/student/" if kind == "student" else "/staff/"
+    assert mine.post("/signout", data={"csrf_token": csrf_token_from(_html(mine.get(page)))}).status_code == 302
+    clock.advance(60)
+
+    stranger = _client(app, "198.51.100.99")
+    for _ in range(12):  # always guessing again the moment the delay ends
+        _try(stranger, url, wrong)
+        session.expire_all()
+        obj = session.get(Child if kind == "student" else Staff, who.id)
+        assert auth.is_delayed(obj, clock.now)
+        clock.advance((obj.login_not_before - clock.now).total_seconds() - 1)  # and the person tries just now
+    # At this moment any other browser is refused, even with the right secret: the delay holds for strangers...
+    assert _try(app.test_client(), url, right).status_code == 200
+    # ...and the person's own device signs in.
+    r = _try(mine, url, right)
+    assert r.status_code == 302 and r.headers["Location"].endswith(home)
+
+
+def test_wrong_pins_on_a_known_tablet_are_delayed_too(app, make, session, clock):
+    child = make.child(grade=3, pin="482913")
+    session.commit()
+    tablet = app.test_client()
+    assert _try(tablet, "/student/signin", {"student_no": child.student_no, "pin": "482913"}).status_code == 302
+    tablet.post("/signout", data={"csrf_token": csrf_token_from(_html(tablet.get("/student/")))})
+    # A classmate on the same tablet guesses: the known tablet's own delay applies.
+    _try(tablet, "/student/signin", {"student_no": child.student_no, "pin": "000000"})
+    assert _try(tablet, "/student/signin", {"student_no": child.student_no, "pin": "482913"}).status_code == 200
+    clock.advance(1)
+    assert _try(tablet, "/student/signin", {"student_no": child.student_no, "pin": "482913"}).status_code == 302
