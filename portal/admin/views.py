@@ -11,7 +11,8 @@ from wtforms.fields.choices import SelectChoice
 from portal.admin import service
 from portal.admin.forms import ChangePasswordForm, EditStaffForm, NewStaffForm, StaffFilterForm
 from portal.auth.access import STAFF_ROLES, allow
-from portal.extensions import db
+from portal.auth.views import _failures_per_address, _login_limit
+from portal.extensions import db, limiter
 from portal.people.models import Role, School, SchoolClass, SchoolYear, Staff
 
 bp = Blueprint("admin", __name__, url_prefix="/staff", template_folder="templates")
@@ -168,6 +169,8 @@ def staff_reset_totp(staff_id: int):
 
 @bp.route("/account/password", methods=["GET", "POST"])
 @allow(STAFF_ROLES)
+@limiter.limit(_login_limit, methods=["POST"])
+@_failures_per_address  # the current password is a secret check too: wrong ones count with the sign-in forms'
 def change_password():
     staff = db.session.get(Staff, current_user.id)
     form = ChangePasswordForm()

@@ -317,3 +317,22 @@ def test_wrong_pins_on_a_known_tablet_are_delayed_too(app, make, session, clock)
     assert _try(tablet, "/student/signin", {"student_no": child.student_no, "pin": "482913"}).status_code == 200
     clock.advance(1)
     assert _try(tablet, "/student/signin", {"student_no": child.student_no, "pin": "482913"}).status_code == 302
+
+
+def test_guessing_the_current_password_on_a_staff_session_is_limited(app, make, session, login, monkeypatch):
+    """An unattended signed-in PC is no oracle for the password: wrong 'current password' tries count per address."""
+    from portal.extensions import limiter
+
+    monkeypatch.setitem(app.config, "LOGIN_FAILURE_RATE_LIMIT", "3 per hour")
+    limiter.reset()
+    staff = make.staff("teacher")
+    session.commit()
+    c = login(staff)
+    codes = []
+    for i in range(4):
+        token = csrf_token_from(_html(c.get("/staff/account/password")))
+        codes.append(c.post("/staff/account/password", data={
+            "csrf_token": token, "current": f"guess {i} guess", "password": "a new long password", "password_again": "a new long password",
+        }).status_code)
+    assert codes == [200, 200, 200, 429]
+    limiter.reset()
