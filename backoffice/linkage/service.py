@@ -46,9 +46,13 @@ def review_detail(session: Session, actor: Principal, item_id: int) -> dict | No
     item = session.get(ReviewItem, item_id)
     if item is None:
         return None
+    from consent.gate import consented_child_ids
+
     fields = json.loads(item.match_fields or "{}")
+    # A candidate whose consent was withdrawn or has lapsed since matching is not offered.
     children = {c.id: c for c in session.scalars(
-        select(Child).where(Child.id.in_([c.child_id for c in item.candidates])))}
+        select(Child).where(Child.id.in_([c.child_id for c in item.candidates]),
+                            Child.id.in_(consented_child_ids(PURPOSE))))}
     rows = [{"candidate": cand, "child": children[cand.child_id]} for cand in item.candidates
             if cand.child_id in children]
     record_child_reads(session, actor, [r["child"].id for r in rows], "linkage.review", purpose=PURPOSE)
