@@ -52,7 +52,7 @@ WHO = {**INSIDERS, "analyst": "analyst", "administrator": "administrator"}
 
 # Sentinels that a page shows today when it shows the table at all: the
 # consented child's must appear somewhere, or the walk proves nothing.
-MUST_APPEAR = ("score", "free_text", "record", "flag_fact")
+MUST_APPEAR = ("score", "free_text", "record", "review", "flag_fact")
 
 # Routes whose answer is not consent-based processing, each with its reason.
 NOT_GATED = {
@@ -79,6 +79,7 @@ def _sentinels(state: str, n: int) -> dict[str, str]:
         "signal": str(740100 + n),
         "record": f"MOVEREASON{tag}Q7",
         "record_secret": f"SECRET{tag}Q7",
+        "review": f"REVIEWNAME{tag}Q7",
         "flag_fact": str(750100 + n),
         "feature": str(760100 + n),
     }
@@ -102,7 +103,7 @@ def _plant(session, w, child, values: dict[str, str], schedule, batch, today):
     """Every consent-based table gets this child's sentinel; returns the case opened from the rule flag."""
     from backoffice.casework import service as casework
     from backoffice.casework.models import CaseSource
-    from backoffice.linkage.models import LinkedRecord
+    from backoffice.linkage.models import LinkedRecord, ReviewCandidate, ReviewItem
     from backoffice.screening.models import Flag, FlagSource
     from surveys.models import (
         AlertReason,
@@ -137,6 +138,16 @@ def _plant(session, w, child, values: dict[str, str], schedule, batch, today):
                              expires_on=today + timedelta(days=365),
                              data={"move_reason": values["record"], "moved_on": today.isoformat()},
                              secret=values["record_secret"]))
+    # A row of an administrative file proposed for this child, waiting for the data steward.
+    proposed = LinkedRecord(batch_id=batch.id, source="juki", source_row=100000 + child.id, row_key=f"review-{child.id}",
+                            child_id=child.id, method="probabilistic", score=0.9, status="review",
+                            expires_on=today + timedelta(days=365), data={})
+    session.add(proposed)
+    session.flush()
+    item = ReviewItem(record_id=proposed.id, source="juki", match_fields=json.dumps({"name": values["review"]}))
+    session.add(item)
+    session.flush()
+    session.add(ReviewCandidate(item_id=item.id, child_id=child.id, score=0.9, agreement={"kanji": "close"}))
     rule_flag = Flag(child_id=child.id, source=FlagSource.rule, rule_code="absence", reason_key="rule:absence",
                      reasons=[{"indicator": "absence_days_3m", "fact": int(values["flag_fact"]),
                                "params": {"op": ">=", "value": 10}}],
@@ -151,7 +162,7 @@ def _plant(session, w, child, values: dict[str, str], schedule, batch, today):
     session.flush()
     case = casework.open_case(session, SYSTEM, child.id, source=CaseSource.flag, flag_id=rule_flag.id, urgency=3,
                               uses_linkage=True)
-    return {"case": case, "assignment:mood": a}
+    return {"case": case, "assignment:mood": a, "review_item": item}
 
 
 def _world(make, session):
@@ -229,6 +240,8 @@ def _urls(app, session, w, worlds, batch, meeting) -> dict[str, list[str]]:
             urls = [rule.rule] + [f"{rule.rule}?{q}" for q in EXTRA_QUERIES.get(ep, lambda w: [])(w)]
         elif ep in OBJECT_ROUTES:
             urls = [rule.build(OBJECT_ROUTES[ep].values(worlds[s], session), append_unknown=False)[1] for s in STATES]
+        elif ep == "linkage.review_item":
+            urls = [rule.build({"item_id": worlds[s].built["review_item"].id}, append_unknown=False)[1] for s in STATES]
         elif ep == "linkage.batch":
             urls = [rule.build({"batch_id": batch.id}, append_unknown=False)[1]]
         elif ep in ("consent.staff_request", "consent.staff_disclosure"):
