@@ -66,17 +66,12 @@ def load(session: Session, query: Select) -> list[Flag]:
     Such a flag is detached from the session (so blanking it writes nothing)
     with ``features``, ``model_score`` and ``model_factors`` emptied.
     """
-    rows = list(session.scalars(query))
-    manual = {f.child_id for f in rows if f.source == FlagSource.manual}
-    if not manual:
-        return rows
-    ok = set(session.scalars(
-        select(Flag.child_id).where(Flag.child_id.in_(manual), screened_clause()).distinct()
-    ))
-    for f in rows:
-        if f.source == FlagSource.manual and f.child_id not in ok:
-            strip_evidence(session, f)
-    return rows
+    out = []
+    for flag, screened in session.execute(query.add_columns(screened_clause().label("screened"))):
+        if flag.source == FlagSource.manual and not screened:
+            strip_evidence(session, flag)
+        out.append(flag)
+    return out
 
 
 def strip_evidence(session: Session, flag: Flag) -> Flag:
