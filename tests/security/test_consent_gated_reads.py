@@ -328,3 +328,37 @@ def test_the_sentinels_are_really_held(session, gated_world):
     for model in (SurveyResponse, LinkedRecord, Flag):
         held = set(session.scalars(select(model.child_id).where(model.child_id.in_([k.id for k in kids.values()]))))
         assert held == {k.id for k in kids.values()}, model.__name__
+
+
+def test_a_teachers_concern_outside_the_gate_is_shown_without_its_consent_based_evidence(session, make):
+    """A manual flag stays visible whatever the consent; its indicator values and model score do not."""
+    from backoffice.screening import reads, service
+    from backoffice.screening.models import Flag, FlagSource
+    from portal.auth.principal import Principal
+
+    teacher, klass = make.teacher_with_class(grade=5)
+    child = make.child(klass)
+    make.guardian(child)
+    give_consent(session, child, "data_linkage", "wellbeing_survey")
+    flag = service.raise_manual_flag(session, SYSTEM, child.id, "朝食をとっていない様子")
+    flag.features, flag.model_score, flag.model_factors = {"absence_days_3m": 9}, 0.8, [{"indicator": "absence_days_3m"}]
+    session.flush()
+    me = Principal(kind="staff", id=teacher.id, role="teacher")
+    [shown] = service.flags_for_child(session, me, child.id)
+    assert shown.model_score == 0.8 and shown.features  # consented: the evidence is there
+
+    give_consent(session, child, "data_linkage", "wellbeing_survey", withdraw=True)
+    session.add(Flag(child_id=child.id, source=FlagSource.manual, reason_key="manual:kept", manual_text="見守り続ける",
+                     reasons=[{"indicator": "manual", "fact": True, "params": {}}], features={"absence_days_3m": 9},
+                     model_score=0.8, model_factors=[{"indicator": "absence_days_3m"}], created_at=utcnow()))
+    session.commit()
+    flags = service.flags_for_child(session, me, child.id)
+    assert "見守り続ける" in [f.manual_text for f in flags]  # (the purge decides about the earlier one, not the page)
+    for f in flags:
+        assert f.model_score is None and f.features == {} and f.model_factors is None
+        assert service.describe_factors(f, "ja") == []
+    session.expire_all()
+    # Nothing was written: the stored row keeps what the purge (not the page) decides about.
+    assert session.scalar(select(Flag.model_score).where(Flag.reason_key == "manual:kept")) == 0.8
+    assert [e["child"].id for e in service.queue(session, me)] == [child.id]
+    assert reads.by_id(session, flags[0].id).model_score is None
