@@ -362,3 +362,14 @@ def test_a_teachers_concern_outside_the_gate_is_shown_without_its_consent_based_
     assert session.scalar(select(Flag.model_score).where(Flag.reason_key == "manual:kept")) == 0.8
     assert [e["child"].id for e in service.queue(session, me)] == [child.id]
     assert reads.by_id(session, flags[0].id).model_score is None
+
+
+def test_the_linkage_export_holds_only_children_in_the_gate(session, gated_world):
+    """The command-line export of linked records (not a route, so not in the walk) goes through the gate too."""
+    from backoffice.linkage.importer.service import export_rows
+
+    _w, kids, _values, _worlds, _batch, _meeting = gated_world
+    exported = {row[3] for row in export_rows(session)}
+    assert kids["consented"].student_no in exported
+    for state in HIDDEN:
+        assert kids[state].student_no not in exported, f"the {state} child's linked records are exported"
