@@ -3,15 +3,19 @@
 The test does not pick pages. Four children sit in one class, each with a
 sentinel (a unique string or number) in every consent-based table: today's
 check-in (status, score, free text, the half-done progress), a signal, a
-linked administrative record (kept columns and the encrypted ones), a rule
-flag (the fact of its reason, its indicator values) and the indicator
-values recorded with a teacher's own concern, a case opened from the rule
-flag and a case meeting listing every case. The children are:
+linked administrative record (kept columns and the encrypted ones) and a
+row proposed for the child in the review queue, a rule flag resting on
+linked records and one resting on linked records and check-ins (the facts
+of their reasons, their indicator values), the indicator values recorded
+with a teacher's own concern, a case opened from the second flag and a case
+meeting listing every case. The children are:
 
 * ``withdrawn``: the guardian withdrew every purpose;
 * ``lapsed``: a material new version of every purpose was published whose
   earlier consent *lapses at once*, and nobody consented again;
 * ``never``: nobody ever consented;
+* ``survey_lapsed``: consented again to data linkage only, so its check-ins
+  and the flag whose reasons rest on them are hidden, its linked records not;
 * ``consented``: consented again on the new versions.
 
 Then every GET route in the URL map is asked for, for every staff role that
@@ -46,13 +50,17 @@ from portal.orm import utcnow
 from tests.security.test_idor import INSIDERS, OBJECT_ROUTES, PURPOSES, build_world
 from tests.test_access_matrix import _url, routes
 
-STATES = ("withdrawn", "lapsed", "never", "consented")
-HIDDEN = STATES[:3]
+STATES = ("withdrawn", "lapsed", "never", "survey_lapsed", "consented")
+HIDDEN = STATES[:3]  # out of the gate for every purpose
+SURVEY_KINDS = {"score", "free_text", "progress", "signal", "survey_flag_fact"}
 WHO = {**INSIDERS, "analyst": "analyst", "administrator": "administrator"}
 
 # Sentinels that a page shows today when it shows the table at all: the
 # consented child's must appear somewhere, or the walk proves nothing.
-MUST_APPEAR = ("score", "free_text", "record", "review", "flag_fact")
+MUST_APPEAR = {
+    "consented": ("score", "free_text", "record", "review", "flag_fact", "survey_flag_fact"),
+    "survey_lapsed": ("record", "review", "flag_fact"),  # the gate is per purpose, not all or nothing
+}
 
 # Routes whose answer is not consent-based processing, each with its reason.
 NOT_GATED = {
@@ -81,6 +89,7 @@ def _sentinels(state: str, n: int) -> dict[str, str]:
         "record_secret": f"SECRET{tag}Q7",
         "review": f"REVIEWNAME{tag}Q7",
         "flag_fact": str(750100 + n),
+        "survey_flag_fact": str(770100 + n),
         "feature": str(760100 + n),
     }
 
@@ -153,15 +162,22 @@ def _plant(session, w, child, values: dict[str, str], schedule, batch, today):
                                "params": {"op": ">=", "value": 10}}],
                      features={"absence_days_3m": int(values["feature"])}, needs_linkage=True, needs_survey=False,
                      urgency=3, created_at=now, last_seen_at=now)
+    # Reasons resting on linked records and check-ins (absence and low mood).
+    survey_flag = Flag(child_id=child.id, source=FlagSource.rule, rule_code="absence_mood", reason_key="rule:absence_mood",
+                       reasons=[{"indicator": "absence_days_3m", "fact": int(values["survey_flag_fact"]),
+                                 "params": {"op": ">=", "value": 5}},
+                                {"indicator": "low_mood", "fact": True, "params": {"op": "is", "value": True}}],
+                       features={"absence_days_3m": int(values["feature"])}, needs_linkage=True, needs_survey=True,
+                       urgency=3, created_at=now, last_seen_at=now)
     # Not consent-based: a teacher's own concern; only the indicator values kept with it are.
     manual_flag = Flag(child_id=child.id, source=FlagSource.manual, reason_key=f"manual:sentinel-{child.id}",
                        reasons=[{"indicator": "manual", "fact": True, "params": {}}],
                        manual_text=f"CONCERN{child.id}Q7", features={"absence_days_3m": int(values["feature"])},
                        urgency=2, created_at=now, last_seen_at=now, raised_by_staff_id=w.teacher_v.id)
-    session.add_all([rule_flag, manual_flag])
+    session.add_all([rule_flag, survey_flag, manual_flag])
     session.flush()
-    case = casework.open_case(session, SYSTEM, child.id, source=CaseSource.flag, flag_id=rule_flag.id, urgency=3,
-                              uses_linkage=True)
+    case = casework.open_case(session, SYSTEM, child.id, source=CaseSource.flag, flag_id=survey_flag.id, urgency=3,
+                              uses_linkage=True, uses_survey=True)
     return {"case": case, "assignment:mood": a, "review_item": item}
 
 
@@ -173,17 +189,20 @@ def _world(make, session):
 
     w = build_world(make, session)  # the victim, consented to every purpose, is the "consented" child
     kids = {"consented": w.victim}
-    for state in HIDDEN:
+    for state in STATES[:-1]:
         kids[state] = make.child(w.cls_v, name=f"状態 {state}", name_kana="ジョウタイ")
         make.guardian(kids[state])
     give_consent(session, kids["withdrawn"], *PURPOSES)
     give_consent(session, kids["lapsed"], *PURPOSES)
+    give_consent(session, kids["survey_lapsed"], *PURPOSES)
     give_consent(session, kids["withdrawn"], *PURPOSES, withdraw=True)
     _publish_lapsing_versions(session)
     give_consent(session, kids["consented"], *PURPOSES)
+    give_consent(session, kids["survey_lapsed"], "data_linkage", "share_with_partners")
     for state, child in kids.items():
         for code in ("data_linkage", "wellbeing_survey"):
-            assert is_consented(session, child.id, code) == (state == "consented"), (state, code)
+            expected = state == "consented" or (state == "survey_lapsed" and code == "data_linkage")
+            assert is_consented(session, child.id, code) == expected, (state, code)
 
     today = utcnow().astimezone(TOKYO).date()
     schedule = SurveyFactory(session, None).schedule(w.cls_v, "mood", starts_on=today - timedelta(days=30),
@@ -299,13 +318,14 @@ def test_consent_based_data_is_shown_only_through_the_gate(app, session, gated_w
                         if value not in body:
                             continue
                         seen.setdefault((state, kind), f"{url} as {role}")
-                        if state in HIDDEN and ep not in NOT_GATED:
+                        hidden = state in HIDDEN or (state == "survey_lapsed" and kind in SURVEY_KINDS)
+                        if hidden and ep not in NOT_GATED:
                             leaks.append(f"GET {url} as {role}: the {state} child's {kind} ({value})")
     assert asked > 100
     assert not errors, "\n".join(errors)
     assert not leaks, "consent-based data shown outside the consent gate:\n" + "\n".join(sorted(set(leaks)))
-    missing = [kind for kind in MUST_APPEAR if ("consented", kind) not in seen]
-    assert not missing, f"the consented child's {missing} appear on no page: the walk proves nothing for them"
+    missing = [(state, kind) for state, kinds in MUST_APPEAR.items() for kind in kinds if (state, kind) not in seen]
+    assert not missing, f"{missing} appear on no page: the walk proves nothing for them"
 
     # What is not consent-based stays visible whatever the consent.
     everything = "".join(b for bodies in bodies_by_role.values() for b in bodies)
