@@ -1,6 +1,6 @@
 """Consent-based data is shown only through the consent gate: every GET route, every staff role.
 
-The test does not pick pages. Four children sit in one class, each with a
+The test does not pick pages. Five children sit in one class, each with a
 sentinel (a unique string or number) in every consent-based table: today's
 check-in (status, score, free text, the half-done progress), a signal, a
 linked administrative record (kept columns and the encrypted ones) and a
