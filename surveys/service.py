@@ -19,7 +19,6 @@ from sqlalchemy import (
     bindparam,
     delete,
     exists,
-    func,
     literal,
     select,
     update,
@@ -33,7 +32,7 @@ from portal.auth.access import can_see_child, current_year_id_subquery, visible_
 from portal.auth.principal import Principal
 from portal.orm import utcnow
 from portal.people.models import Child, Enrolment, GuardianChild, Role, SchoolClass, Staff
-from surveys import instruments, notify, scoring
+from surveys import instruments, notify, reads, scoring
 from surveys.instruments import Instrument
 from surveys.models import (
     AlertReason,
@@ -460,33 +459,9 @@ def class_today(session: Session, principal: Principal, class_id: int, now: date
 
     today = now.astimezone(TOKYO).date()
     visible = visible_child_ids(principal)
-    rows = session.execute(
-        select(Child, Enrolment.attendance_no, SurveyAssignment.status, SurveyResponse.score, SurveyResponse.low, SurveyResponse.help_requested)
-        .join(Enrolment, Enrolment.child_id == Child.id)
-        .outerjoin(
-            SurveyAssignment,
-            and_(
-                SurveyAssignment.child_id == Child.id,
-                SurveyAssignment.for_date == today,
-                SurveyAssignment.instrument_code == "mood",
-            ),
-        )
-        .outerjoin(SurveyResponse, SurveyResponse.assignment_id == SurveyAssignment.id)
-        .where(
-            Enrolment.class_id == class_id,
-            Enrolment.school_year_id == current_year_id_subquery(),
-            Child.id.in_(visible),
-        )
-        .order_by(Enrolment.attendance_no, Child.id)
-    ).all()
+    rows = session.execute(reads.class_mood_today(class_id, today, visible)).all()
     since = now - timedelta(days=14)
-    counts = dict(
-        session.execute(
-            select(SurveySignal.child_id, func.count())
-            .where(SurveySignal.child_id.in_([r[0].id for r in rows]), SurveySignal.observed_at >= since)
-            .group_by(SurveySignal.child_id)
-        ).all()
-    ) if rows else {}
+    counts = dict(session.execute(reads.signal_counts([r[0].id for r in rows], since)).all()) if rows else {}
     out = []
     for child, no, status, score, low, help_ in rows:
         st = {AssignmentStatus.submitted: "answered", AssignmentStatus.open: "waiting", AssignmentStatus.missed: "missed"}.get(status, "none")
@@ -519,22 +494,12 @@ def child_answers(session: Session, principal: Principal, child_id: int, now: da
     if child is None or not can_see_child(session, principal, child_id):
         return None
     since = now - timedelta(weeks=weeks)
-    responses = list(
-        session.scalars(
-            select(SurveyResponse)
-            .where(SurveyResponse.child_id == child_id, SurveyResponse.submitted_at >= since)
-            .order_by(SurveyResponse.submitted_at)
-        )
-    )
+    responses = list(session.scalars(reads.child_responses(child_id, since)))
     trends: dict[str, list[TrendPoint]] = {}
     for r in responses:
         if r.score is not None and r.instrument_code in ("mood", "who5"):
             trends.setdefault(r.instrument_code, []).append(TrendPoint(r.submitted_at, r.score, r.low))
-    signals = list(
-        session.scalars(
-            select(SurveySignal).where(SurveySignal.child_id == child_id, SurveySignal.observed_at >= since).order_by(SurveySignal.observed_at.desc())
-        )
-    )
+    signals = list(session.scalars(reads.child_signals(child_id, since)))
     audit.record_child_read(session, principal, child_id, "surveys.child_answers", purpose=PURPOSE)
     return ChildAnswers(child, list(reversed(responses)), trends, principal.role in FREE_TEXT_ROLES, signals)
 

@@ -15,7 +15,7 @@ from portal.extensions import db
 from portal.i18n import local_date
 from portal.orm import utcnow
 from portal.people.models import School
-from surveys import instruments, scheduling, scoring, service
+from surveys import instruments, reads, scheduling, scoring, service
 from surveys.charts import trend_chart
 from surveys.forms import (
     AckForm,
@@ -26,7 +26,7 @@ from surveys.forms import (
     TalkForm,
 )
 from surveys.instruments import ONE_PER_SCREEN_MAX_GRADE, RUBY_MAX_GRADE, localized, render_text
-from surveys.models import ClosedDay, Frequency, SignalKind, SurveyResponse, SurveySchedule
+from surveys.models import ClosedDay, Frequency, SignalKind, SurveySchedule
 
 bp = Blueprint(
     "surveys", __name__, template_folder="templates", static_folder="static", static_url_path="/surveys/static"
@@ -195,9 +195,7 @@ def _answer(assignment_id: int, template: str, done_endpoint: str | None):
 @bp.route("/student/checkins/<int:assignment_id>/done")
 @allow("student")
 def checkin_done(assignment_id: int):
-    response = db.session.scalar(
-        select(SurveyResponse).where(SurveyResponse.assignment_id == assignment_id, SurveyResponse.child_id == current_user.id)
-    )
+    response = db.session.scalar(reads.own_response(assignment_id, current_user.id))
     if response is None:
         abort(404)
     helper = service.who_to_expect(db.session, current_user.id) if (response.help_requested or response.critical) else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from backoffice.screening import reads
 from backoffice.screening import service as screening
 from backoffice.screening.models import Flag, FlagStatus, Outcome
 from portal.auth.principal import Principal
@@ -13,6 +14,22 @@ from portal.auth.principal import Principal
 def open_flags(principal: Principal) -> select:
     """SELECT of the open flags this principal may see (screening narrows by scope and the gate)."""
     return screening.open_flags_query(principal)
+
+
+def open_flags_entity(principal: Principal):
+    """The open flags this principal may see, as an entity to join (a subquery of :func:`open_flags`)."""
+    from sqlalchemy.orm import aliased
+
+    return aliased(Flag, open_flags(principal).order_by(None).subquery("f"))
+
+
+def shown(session: Session, flag_id: int | None) -> Flag | None:
+    """The case's flag for display, through the consent gate (None once its evidence may not be shown)."""
+    return reads.by_id(session, flag_id)
+
+
+def shown_many(session: Session, flag_ids) -> dict[int, Flag]:
+    return reads.by_ids(session, flag_ids)
 
 
 def visible_open_flag(session: Session, principal: Principal, flag_id: int) -> Flag | None:

@@ -78,8 +78,7 @@ def queue(session: Session, principal: Principal, locale: str) -> tuple[list[Que
     from surveys.models import HelpAlert
 
     cur = _current_class()
-    fq = flags.open_flags(principal).order_by(None).subquery("f")
-    flag_alias = aliased_flag(fq)
+    flag_alias = flags.open_flags_entity(principal)
     open_case = (
         select(Case.id, Case.child_id, Case.status).where(Case.status.in_(OPEN_STATUSES)).subquery("oc")
     )
@@ -130,14 +129,6 @@ def queue(session: Session, principal: Principal, locale: str) -> tuple[list[Que
         for a, name, grade, cname, case_id in alert_rows
     ]
     return items, alerts
-
-
-def aliased_flag(subquery):
-    from sqlalchemy.orm import aliased
-
-    from backoffice.screening.models import Flag
-
-    return aliased(Flag, subquery)
 
 
 # -- the register and the dashboards ------------------------------------------------------
@@ -337,7 +328,6 @@ def meeting_pdf(session: Session, principal: Principal, meeting: Meeting, locale
     )
 
     from backoffice.casework import flags
-    from backoffice.screening.models import Flag
     from portal.people.pdf import GOTHIC, register_fonts
 
     register_fonts()
@@ -356,9 +346,7 @@ def meeting_pdf(session: Session, principal: Principal, meeting: Meeting, locale
         .outerjoin(cur, cur.c.child_id == Case.child_id)
         .where(Case.id.in_(case_ids))
     )} if case_ids else {}
-    flag_rows = {f.id: f for f in session.scalars(
-        select(Flag).where(Flag.id.in_([c.flag_id for c, *_ in rows.values() if c.flag_id]))
-    )} if rows else {}
+    flag_rows = flags.shown_many(session, [c.flag_id for c, *_ in rows.values()])
     attendees = [a.staff.name for a in meeting.attendees]
 
     with force_locale(locale):

@@ -186,9 +186,8 @@ def register_csv():
 
 def _case_context(case, **forms):
     from backoffice.casework import flags
-    from backoffice.screening.models import Flag
 
-    flag = db.session.get(Flag, case.flag_id) if case.flag_id else None
+    flag = flags.shown(db.session, case.flag_id)
     plan = service.get_plan(db.session, case.id)
     referral_form = forms.pop("referral_form", None) or ReferralForm()
     _referral_choices(referral_form, case.school_id)
@@ -287,9 +286,8 @@ def assess(case_id: int):
     elif request.method == "POST":
         status = 400
     from backoffice.casework import flags
-    from backoffice.screening.models import Flag
 
-    flag = db.session.get(Flag, c.flag_id) if c.flag_id else None
+    flag = flags.shown(db.session, c.flag_id)
     ctx = dict(case=c, form=form, flag_reasons=flags.describe(flag, _locale()) if flag else [],
                latest=service.latest_assessment(db.session, c.id))
     return _render("casework/assess.html", **ctx), status

@@ -10,7 +10,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from backoffice.linkage.catalogue import load
-from backoffice.linkage.models import ImportBatch, LinkDecision, LinkedRecord, ReviewItem
+from backoffice.linkage.models import (
+    ImportBatch,
+    LinkDecision,
+    LinkedRecord,
+    ReviewCandidate,
+    ReviewItem,
+)
 from portal.audit.service import record as audit
 from portal.audit.service import record_child_read, record_child_reads
 from portal.auth.access import visible_child_ids
@@ -32,11 +38,23 @@ class ReviewError(Exception):
         self.message = message
 
 
+def _offered_items():
+    """SELECT of the review items with a candidate still in the gate.
+
+    A proposed link is processing for ``data_linkage``: an item whose every
+    candidate has withdrawn, lapsed or never consented is not shown (it waits
+    for the purge; a POST can still reject it)."""
+    from consent.gate import consented_child_ids
+
+    return select(ReviewCandidate.item_id).where(ReviewCandidate.child_id.in_(consented_child_ids(PURPOSE)))
+
+
 def open_items(session: Session, *, limit: int = 50, offset: int = 0) -> tuple[list[ReviewItem], int]:
-    total = session.scalar(select(func.count(ReviewItem.id))) or 0
+    offered = ReviewItem.id.in_(_offered_items())
+    total = session.scalar(select(func.count(ReviewItem.id)).where(offered)) or 0
     items = session.scalars(
         select(ReviewItem).options(selectinload(ReviewItem.candidates), selectinload(ReviewItem.record))
-        .order_by(ReviewItem.id).limit(limit).offset(offset)
+        .where(offered).order_by(ReviewItem.id).limit(limit).offset(offset)
     ).all()
     return list(items), total
 
@@ -46,11 +64,17 @@ def review_detail(session: Session, actor: Principal, item_id: int) -> dict | No
     item = session.get(ReviewItem, item_id)
     if item is None:
         return None
+    from consent.gate import consented_child_ids
+
     fields = json.loads(item.match_fields or "{}")
+    # A candidate whose consent was withdrawn or has lapsed since matching is not offered.
     children = {c.id: c for c in session.scalars(
-        select(Child).where(Child.id.in_([c.child_id for c in item.candidates])))}
+        select(Child).where(Child.id.in_([c.child_id for c in item.candidates]),
+                            Child.id.in_(consented_child_ids(PURPOSE))))}
     rows = [{"candidate": cand, "child": children[cand.child_id]} for cand in item.candidates
             if cand.child_id in children]
+    if not rows:
+        return None
     record_child_reads(session, actor, [r["child"].id for r in rows], "linkage.review", purpose=PURPOSE)
     spec = load().source(item.source)
     return {"item": item, "fields": fields, "candidates": rows, "spec": spec}

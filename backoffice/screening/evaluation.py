@@ -14,6 +14,7 @@ from statistics import median
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from backoffice.screening import reads
 from backoffice.screening.models import Flag, FlagSource, Outcome, Resolution
 
 MIN_CELL = 5
@@ -22,6 +23,7 @@ MIN_CELL = 5
 def rule_stats(session: Session, *, suppress: bool = False) -> list[dict]:
     rows = session.execute(
         select(Flag.child_id, Flag.source, Flag.rule_code, Flag.created_at, Flag.resolved_at, Flag.resolution, Flag.outcome)
+        .where(reads.shown_clause())  # a rule flag of a child outside the consent gate is not counted
         .order_by(Flag.created_at, Flag.id)
     ).all()
     def key_of(r) -> str:

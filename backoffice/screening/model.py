@@ -20,6 +20,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from backoffice.screening import reads
 from backoffice.screening.indicators import CODES
 from backoffice.screening.models import Flag, FlagStatus, Outcome, ScreeningModel
 from portal.audit import service as audit
@@ -105,7 +106,7 @@ def decisions_from_flags(session: Session) -> list[Decision]:
         select(Flag.features, Flag.outcome, Flag.urgency, Flag.source, cls.c.school_id, cls.c.grade, Child.sex)
         .join(Child, Child.id == Flag.child_id)
         .outerjoin(cls, cls.c.child_id == Flag.child_id)
-        .where(Flag.status == FlagStatus.resolved, Flag.outcome.is_not(None))
+        .where(Flag.status == FlagStatus.resolved, Flag.outcome.is_not(None), reads.evidence_clause())
     )
     return [
         Decision(

@@ -25,9 +25,10 @@ import numpy as np
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Select, and_, or_, select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, selectinload
 
+from backoffice.screening import reads
 from backoffice.screening.indicators import INDICATORS, LINKAGE, SURVEYS, format_value
 from backoffice.screening.models import Flag, FlagSource, FlagStatus, Outcome, Resolution
 from portal.audit import service as audit
@@ -58,19 +59,8 @@ class FlagNotFound(ScreeningError):
 
 
 def flag_gate_clause():
-    """SQL condition: the flag's child is consented for every purpose its reasons need.
-
-    A manual flag needs the child to be in screening at all (either purpose).
-    """
-    from consent.gate import consented_child_ids
-
-    linked = Flag.child_id.in_(consented_child_ids(LINKAGE))
-    surveyed = Flag.child_id.in_(consented_child_ids(SURVEYS))
-    return and_(
-        or_(Flag.needs_linkage.is_(False), linked),
-        or_(Flag.needs_survey.is_(False), surveyed),
-        or_(linked, surveyed),
-    )
+    """SQL condition: the flag's evidence may be shown (see :mod:`backoffice.screening.reads`)."""
+    return reads.evidence_clause()
 
 
 def screened_child_ids() -> Select:
@@ -87,8 +77,7 @@ def open_flags_query(principal: Principal) -> Select:
     else:
         visible = Flag.child_id.in_(visible_child_ids(principal))
     return (
-        select(Flag)
-        .where(Flag.status == FlagStatus.open, visible, flag_gate_clause())
+        reads.open_shown_flags(visible)
         .order_by(Flag.urgency.desc(), Flag.model_score.desc().nulls_last(), Flag.created_at, Flag.id)
     )
 
@@ -104,13 +93,11 @@ def flags_for_child(session: Session, principal: Principal, child_id: int, *, in
     """A child's flags (open first), if the principal may see the child; audited."""
     if not can_see_child(session, principal, child_id):
         raise ScreeningError(_l("This child does not exist or is not yours to see."))
-    q = select(Flag).where(Flag.child_id == child_id, flag_gate_clause())
+    q = reads.flags(Flag.child_id == child_id)
     if not include_resolved:
         q = q.where(Flag.status == FlagStatus.open)
-    rows = list(
-        session.scalars(
-            q.options(selectinload(Flag.rule_set)).order_by(Flag.status, Flag.urgency.desc(), Flag.created_at.desc())
-        )
+    rows = reads.load(
+        session, q.options(selectinload(Flag.rule_set)).order_by(Flag.status, Flag.urgency.desc(), Flag.created_at.desc())
     )
     audit.record_child_read(session, principal, child_id, "screening.flags", purpose="screening")
     return rows
@@ -594,7 +581,7 @@ def queue(session: Session, principal: Principal, limit: int = 300) -> list[dict
     from portal.auth.access import current_year_id_subquery
     from portal.people.models import Child, Enrolment, SchoolClass
 
-    flags = session.scalars(open_flags_query(principal).limit(limit)).all()
+    flags = reads.load(session, open_flags_query(principal).limit(limit))
     if not flags:
         return []
     ids = list(dict.fromkeys(f.child_id for f in flags))

@@ -24,7 +24,9 @@ PROCESSING_MODULES = [
     "backoffice/screening/service.py",
     "surveys/scheduling.py",
 ]
-GATE = {"consented_child_ids", "is_consented"}
+# ``reads``: a domain's read path for consent-based data (surveys.reads,
+# backoffice.screening.reads), every query of which joins the gate.
+GATE = {"consented_child_ids", "is_consented", "reads"}
 # Functions that read children for a reason other than processing them for a
 # purpose. Each entry needs its reason; keep this list short.
 EXEMPT = {

@@ -671,11 +671,14 @@ EXPORT_HEADER = ("source", "batch", "source_row", "student_no", "method", "score
 
 
 def export_rows(session: Session) -> Iterator[tuple]:
-    """One row per stored record of every source (the export contract)."""
+    """One row per stored record of every source (the export contract), for children in the gate."""
+    from consent.gate import consented_child_ids
+
     q = (
         select(LinkedRecord.source, LinkedRecord.batch_id, LinkedRecord.source_row, Child.student_no,
                LinkedRecord.method, LinkedRecord.score, LinkedRecord.status)
         .join(Child, Child.id == LinkedRecord.child_id)
+        .where(LinkedRecord.child_id.in_(consented_child_ids(PURPOSE)))
         .order_by(LinkedRecord.source, LinkedRecord.batch_id, LinkedRecord.source_row)
     )
     for r in session.execute(q).yield_per(5000):
