@@ -103,7 +103,10 @@ def load_config(instance_path: Path, env: dict[str, str] | None = None) -> dict:
         "FAMILY_IDLE_TIMEOUT": timedelta(minutes=int(env.get("FAMILY_IDLE_MINUTES", "60"))),
         # Students sign in on shared school tablets: the next child must not find them signed in.
         "STUDENT_IDLE_TIMEOUT": timedelta(minutes=int(env.get("STUDENT_IDLE_MINUTES", "10"))),
+        # File uploads (routes marked @accepts_files); every other route takes
+        # at most MAX_FORM_BYTES (portal/bodylimit.py).
         "MAX_CONTENT_LENGTH": int(env.get("MAX_UPLOAD_MB", "250")) * 1024 * 1024,
+        "MAX_FORM_BYTES": 64 * 1024,
         "WTF_CSRF_TIME_LIMIT": 3600 * 8,
         # Sign-in protection
         "LOGIN_MAX_FAILURES": 5,
