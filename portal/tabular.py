@@ -576,7 +576,9 @@ def write_csv(
     Returns the number of data rows written. ``target`` is a path or a text
     stream (open it with ``newline=""``)."""
     if isinstance(target, str | os.PathLike):
-        with open(target, "w", encoding="utf-8-sig" if bom else "utf-8", newline="") as fh:
+        # An export may hold personal data: readable by its owner only.
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with open(fd, "w", encoding="utf-8-sig" if bom else "utf-8", newline="") as fh:
             return _write(fh, header, rows)
     if bom:
         target.write("\ufeff")
