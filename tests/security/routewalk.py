@@ -72,7 +72,29 @@ def client_as(app, w: World, who: str):
     return c
 
 
+def _pdf_text(data: bytes) -> str:
+    import io
+
+    from pypdf import PdfReader
+
+    return "\n".join(page.extract_text() or "" for page in PdfReader(io.BytesIO(data)).pages)
+
+
 def text_of(resp) -> str:
+    """What a person reads in the response: a page, a CSV or JSON, a PDF's text, every file of a zip."""
+    import io
+    import zipfile
+
     if resp.mimetype.startswith("text/") or resp.mimetype.endswith("json") or resp.mimetype.endswith("xml"):
         return resp.get_data(as_text=True)
+    data = resp.get_data()
+    if resp.mimetype == "application/pdf" and data[:4] == b"%PDF":
+        return _pdf_text(data)
+    if resp.mimetype == "application/zip" and data[:2] == b"PK":
+        parts = []
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            for name in zf.namelist():
+                member = zf.read(name)
+                parts.append(_pdf_text(member) if member[:4] == b"%PDF" else member.decode("utf-8", "replace"))
+        return "\n".join(parts)
     return ""

@@ -4,7 +4,8 @@ The lead's overdue-tasks page listed children and wrote nothing to the audit
 log. The test does not pick pages: in a world where every object exists for
 one child whose name is a sentinel (tests/security/test_idor.py's victim),
 it opens every GET route in the URL map as someone in scope of each staff
-role, and wherever the sentinel name appears in the response, that request
+role, and wherever the sentinel name appears in the response (a page, a CSV,
+the text of a PDF, the files of a zip), that request
 must have written a ``child.read`` row for that child by that person.
 """
 
@@ -50,5 +51,5 @@ def test_every_page_that_names_a_child_audits_the_read(app, session, make):
     session.rollback()
     assert not failures, "\n".join(failures)
     # Not passing for want of pages: the child's own pages and the lists name them.
-    assert {"casework.case", "linkage.child_records", "screening.child", "surveys.child"} <= named, sorted(named)
+    assert {"casework.case", "linkage.child_records", "screening.child", "surveys.child", "casework.meeting_pdf"} <= named, sorted(named)
     assert len(named) >= 12, sorted(named)
