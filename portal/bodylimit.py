@@ -9,7 +9,8 @@ read and parse megabytes on any page. Routes that take a file say so:
     @accepts_files
     def upload(): ...
 
-and get ``MAX_CONTENT_LENGTH`` (``MAX_UPLOAD_MB``). A route whose form is
+and get ``MAX_CONTENT_LENGTH`` (``MAX_UPLOAD_MB``), for the roles the route
+lets in only (anyone else gets the form limit there too). A route whose form is
 legitimately longer (the rule-set editor: 20,000 characters, which are up
 to 9 bytes each once URL-encoded) names its own limit with
 :func:`body_limit`. :func:`install` checks the declared ``Content-Length``
@@ -51,8 +52,14 @@ def declared_limit(view: Callable | None):
     return getattr(view, _ATTR, None) if view is not None else None
 
 
-def limit_for(app: Flask, view: Callable | None) -> int:
+def limit_for(app: Flask, view: Callable | None, user=None) -> int:
+    """The body limit of ``view`` for ``user``: a larger limit only for someone the
+    route lets in (a stranger posting to an upload route gets the form limit)."""
+    from portal.auth.access import check_route
+
     declared = declared_limit(view)
+    if declared is not None and user is not None and check_route(view, user) != "ok":
+        declared = None
     if declared == UPLOAD:
         return int(app.config["MAX_CONTENT_LENGTH"])
     if declared is not None:
@@ -63,10 +70,12 @@ def limit_for(app: Flask, view: Callable | None) -> int:
 def install(app: Flask) -> None:
     """Register the check; call it before any other hook that may read the body (CSRF)."""
 
+    from flask_login import current_user
+
     @app.before_request
     def _body_limit():
         view = app.view_functions.get(request.endpoint) if request.endpoint else None
-        limit = limit_for(app, view)
+        limit = limit_for(app, view, current_user)
         request.max_content_length = limit
         if request.content_length is not None and request.content_length > limit:
             abort(413)

@@ -37,10 +37,30 @@ def _url(rule) -> str:
     return rule.build(values, append_unknown=False)[1]
 
 
-def test_every_post_route_refuses_a_100_kb_body_unless_it_takes_a_file(app, client):
+def test_a_stranger_gets_the_form_limit_on_every_post_route(app, client):
+    """Anonymous: 100 KB is refused everywhere, upload routes included (only their users get the upload limit)."""
+    failures = []
+    for rule in _post_rules(app):
+        resp = client.post(_url(rule), data={"text": "a" * BODY})
+        if resp.status_code != 413:
+            failures.append(f"POST {rule.rule} ({rule.endpoint}): {resp.status_code} to a stranger's 100 KB body")
+        resp.close()
+    assert not failures, "\n".join(failures)
+
+
+def test_every_post_route_refuses_a_100_kb_body_unless_it_takes_a_file(app, session, make):
+    """As someone each route lets in: only the upload routes (and the long forms) accept 100 KB."""
+    from portal.auth.access import roles_for
+
+    w = build_world(make, session)
+    session.commit()
+    insiders = {**routewalk.STAFF_INSIDERS, "guardian": "guardian_v", "student": "victim"}
     refused, accepted, failures = [], [], []
     for rule in _post_rules(app):
         declared = declared_limit(app.view_functions[rule.endpoint])
+        roles = roles_for(app.view_functions[rule.endpoint]) or frozenset()
+        who = next((insiders[r] for r in sorted(roles) if r in insiders), None)
+        client = routewalk.client_as(app, w, who) if who else app.test_client()
         resp = client.post(_url(rule), data={"text": "a" * BODY})
         status = resp.status_code
         resp.close()
@@ -57,7 +77,10 @@ def test_every_post_route_refuses_a_100_kb_body_unless_it_takes_a_file(app, clie
     assert len(refused) > 40 and set(accepted) == UPLOAD_ROUTES | set(LONG_FORMS)
 
 
-def test_only_the_upload_routes_are_marked_and_long_forms_stay_bounded(app, client):
+def test_only_the_upload_routes_are_marked_and_long_forms_stay_bounded(app, session, make):
+    w = build_world(make, session)
+    session.commit()
+    client = routewalk.client_as(app, w, "steward")
     marked = {r.endpoint for r in app.url_map.iter_rules()
               if declared_limit(app.view_functions.get(r.endpoint)) == UPLOAD}
     assert marked == UPLOAD_ROUTES
