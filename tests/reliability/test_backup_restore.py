@@ -488,3 +488,33 @@ def test_backup_key_is_its_own_key_required_in_production_and_checked(tmp_path):
     key = sealed.generate_key()
     assert load_config(tmp_path, {**base, "MIMAMORI_BACKUP_KEY": key})["MIMAMORI_BACKUP_KEY"] == key
     assert not (tmp_path / "backup_key").exists()  # production never generates one
+
+
+def test_the_commands_take_the_backup_key_from_the_environment(app, session, make, tmp_path):
+    """As an operator runs them: `flask --app portal backup` / `restore` in their own process."""
+    import subprocess
+
+    from portal.people.models import School
+    from tests.reliability import processes
+
+    make.school(name="環境変数の学校")
+    session.commit()
+    out = tmp_path / "b.bak"
+
+    def flask(*args, key):
+        env = {**processes.env_for(app), "MIMAMORI_BACKUP_KEY": key}
+        return subprocess.run([processes.FLASK, "--app", "portal", *args], cwd=processes.ROOT, env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    key = sealed.generate_key()
+    res = flask("backup", str(out), key=key)
+    assert res.returncode == 0, res.stderr
+    assert "環境変数の学校".encode() not in out.read_bytes()
+    _wiped(session)
+    res = flask("restore", str(out), key=sealed.generate_key())
+    assert res.returncode == 1 and "not in MIMAMORI_BACKUP_KEY" in res.stderr
+    assert _nothing_restored(session)
+    res = flask("restore", str(out), key=f"{sealed.generate_key()},{key}")
+    assert res.returncode == 0, res.stderr
+    session.expire_all()
+    assert [s.name for s in session.scalars(sa.select(School))] == ["環境変数の学校"]
