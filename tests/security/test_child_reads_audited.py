@@ -53,3 +53,41 @@ def test_every_page_that_names_a_child_audits_the_read(app, session, make):
     # Not passing for want of pages: the child's own pages and the lists name them.
     assert {"casework.case", "linkage.child_records", "screening.child", "surveys.child", "casework.meeting_pdf"} <= named, sorted(named)
     assert len(named) >= 12, sorted(named)
+
+
+def test_every_document_a_form_returns_that_names_a_child_audits_the_read(app, session, make):
+    """The same for POST routes that answer with a document (the class's sign-in cards, the enrolment letters)."""
+    from portal.auth.access import roles_for
+    from tests.security.test_idor import INSIDERS, OBJECT_ROUTES, _client_as
+
+    w = build_world(make, session)
+    routewalk.build_everything(w, session)
+    session.commit()
+    failures, named = [], set()
+    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
+        target = OBJECT_ROUTES.get(rule.endpoint)
+        if "POST" not in rule.methods or target is None or target.data is None:
+            continue
+        for role in sorted(roles_for(app.view_functions[rule.endpoint]) or ()):
+            who = INSIDERS.get(role)
+            if who is None or role in ("guardian", "student"):
+                continue
+            url = rule.build(target.values(w, session), append_unknown=False)[1]
+            data = target.data(w, session)
+            top = _top(session)
+            session.commit()
+            c, token = _client_as(app, getattr(w, who))
+            resp = c.post(url, data={"csrf_token": token, **data})
+            body = routewalk.text_of(resp) if resp.mimetype != "text/html" else ""
+            resp.close()
+            session.rollback()
+            if resp.status_code != 200 or VICTIM_NAME not in body:
+                continue
+            named.add(rule.endpoint)
+            reads = session.scalar(select(func.count()).select_from(AuditEvent).where(
+                AuditEvent.id > top, AuditEvent.action == "child.read", AuditEvent.child_id == w.victim.id,
+                AuditEvent.actor_id == getattr(w, who).id))
+            if not reads:
+                failures.append(f"POST {url} ({rule.endpoint}) as {role}: the document names the child, no audited read")
+    assert not failures, "\n".join(failures)
+    assert "people.cards" in named, sorted(named)  # the victim has an account: no letter names them
