@@ -25,6 +25,7 @@ from consent.models import Action, DataRequest, OldConsent, Party, RequestKind, 
 from consent.paper import import_paper, record_paper
 from portal.audit.service import record_child_read
 from portal.auth.access import allow, child_or_404, public
+from portal.bodylimit import accepts_files
 from portal.extensions import db
 from portal.people import service as people
 from portal.people.models import Child, Role
@@ -343,6 +344,7 @@ def staff_publish(code: str):
 
 @bp.route("/staff/consent/paper", methods=["GET", "POST"])
 @allow(STEWARD)
+@accepts_files
 def staff_paper():
     form = PaperForm(prefix="one")
     file_form = PaperFileForm(prefix="file")

@@ -133,6 +133,10 @@ def _init_request_hooks(app: Flask) -> None:
     def _request_id():
         g.request_id = uuid.uuid4().hex
 
+    from portal import bodylimit
+
+    bodylimit.install(app)  # before anything reads a body (CSRF, forms)
+
     @app.before_request
     def _idle_timeout():
         if not current_user.is_authenticated:
@@ -208,7 +212,12 @@ def _init_errors(app: Flask) -> None:
 
     @app.errorhandler(413)
     def _too_large(e):
-        return render_template("errors/413.html"), 413
+        from portal.bodylimit import UPLOAD, declared_limit
+
+        view = app.view_functions.get(request.endpoint) if request.endpoint else None
+        upload = declared_limit(view) == UPLOAD
+        limit = request.max_content_length or app.config["MAX_CONTENT_LENGTH"]
+        return render_template("errors/413.html", upload=upload, limit_kb=max(1, limit // 1024)), 413
 
     @app.errorhandler(429)
     def _too_many(e):

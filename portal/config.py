@@ -52,6 +52,26 @@ def load_config(instance_path: Path, env: dict[str, str] | None = None) -> dict:
             instance_path, "encryption_key", lambda: Fernet.generate_key().decode()
         )
 
+    # Backups are sealed with a key of their own: neither the database's nor
+    # MIMAMORI_ENCRYPTION_KEY, so a copied backup is useless without it.
+    from portal.maintenance.sealed import generate_key, parse_keys
+
+    backup_key = env.get("MIMAMORI_BACKUP_KEY")
+    if not backup_key:
+        if mode == "production":
+            raise ConfigError("MIMAMORI_BACKUP_KEY is required outside development "
+                              "(make one with: flask --app portal crypto backup-key)")
+        backup_key = _instance_secret(instance_path, "backup_key", generate_key)
+    try:
+        backup_keys = parse_keys(backup_key)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    if not backup_keys:
+        raise ConfigError("MIMAMORI_BACKUP_KEY holds no key")
+    enc_parts = {k.strip() for k in enc_key.split(",") if k.strip()}
+    if any(k.strip() in enc_parts for k in backup_key.split(",")):
+        raise ConfigError("MIMAMORI_BACKUP_KEY must not reuse a key of MIMAMORI_ENCRYPTION_KEY")
+
     database_url = env.get("DATABASE_URL") or f"sqlite:///{instance_path / 'mimamori.sqlite3'}"
     if database_url.startswith("postgres://"):
         database_url = "postgresql+psycopg://" + database_url[len("postgres://") :]
@@ -67,6 +87,7 @@ def load_config(instance_path: Path, env: dict[str, str] | None = None) -> dict:
         "TESTING": mode == "testing",
         "SECRET_KEY": secret_key,
         "MIMAMORI_ENCRYPTION_KEY": enc_key,
+        "MIMAMORI_BACKUP_KEY": backup_key,
         "SQLALCHEMY_DATABASE_URI": database_url,
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "SQLALCHEMY_RECORD_QUERIES": False,
@@ -82,7 +103,10 @@ def load_config(instance_path: Path, env: dict[str, str] | None = None) -> dict:
         "FAMILY_IDLE_TIMEOUT": timedelta(minutes=int(env.get("FAMILY_IDLE_MINUTES", "60"))),
         # Students sign in on shared school tablets: the next child must not find them signed in.
         "STUDENT_IDLE_TIMEOUT": timedelta(minutes=int(env.get("STUDENT_IDLE_MINUTES", "10"))),
+        # File uploads (routes marked @accepts_files); every other route takes
+        # at most MAX_FORM_BYTES (portal/bodylimit.py).
         "MAX_CONTENT_LENGTH": int(env.get("MAX_UPLOAD_MB", "250")) * 1024 * 1024,
+        "MAX_FORM_BYTES": 64 * 1024,
         "WTF_CSRF_TIME_LIMIT": 3600 * 8,
         # Sign-in protection
         # A delay after failures, never a lockout (auth.service): at most this many seconds.

@@ -25,7 +25,8 @@ Usage::
         if row.issues: ...
         row.values["student_no"], row.number, row.line
 
-Exports: :func:`write_csv` / :func:`safe_csv_rows` / :func:`csv_response`
+Exports: :class:`SafeCsvWriter`, the one CSV writer of the application, and
+:func:`write_csv` / :func:`csv_text` / :func:`csv_response` built on it,
 neutralise spreadsheet formulas (a text cell starting with ``= + - @``, tab or
 CR gets a leading apostrophe), so a name like ``=HYPERLINK(...)`` typed into
 a form cannot run in the spreadsheet of the staff member who opens the file.
@@ -55,12 +56,16 @@ __all__ = [
     "Row",
     "Table",
     "TabularError",
+    "SafeCsvWriter",
     "TabularIssue",
     "csv_response",
+    "csv_text",
+    "dict_rows",
     "neutralise",
     "read_table",
     "render_message",
     "safe_csv_rows",
+    "unneutralise",
     "write_csv",
 ]
 
@@ -514,6 +519,51 @@ def safe_csv_rows(rows: Iterable[Iterable[Any]]) -> Iterator[list[Any]]:
         yield [neutralise(v) for v in row]
 
 
+class SafeCsvWriter:
+    """The one CSV writer of the application: comma, CRLF, every cell passed
+    through :func:`neutralise`. Every CSV the application writes (downloads,
+    exports, the HSDS tables) goes through it; a test fails on any other use
+    of ``csv.writer`` / ``csv.DictWriter`` in the application packages."""
+
+    def __init__(self, fh: IO[str]):
+        self._w = csv.writer(fh, delimiter=",", quotechar='"', lineterminator="\r\n")
+
+    def writerow(self, row: Iterable[Any]) -> None:
+        self._w.writerow([neutralise(v) for v in row])
+
+    def writerows(self, rows: Iterable[Iterable[Any]]) -> int:
+        n = 0
+        for row in rows:
+            self.writerow(row)
+            n += 1
+        return n
+
+
+def dict_rows(columns: Sequence[str], rows: Iterable[dict]) -> Iterator[list[Any]]:
+    """Dicts as rows in ``columns`` order (missing keys empty, extra keys ignored),
+    as ``csv.DictWriter(extrasaction="ignore")`` would write them."""
+    for row in rows:
+        yield [row.get(c) for c in columns]
+
+
+def csv_text(header: Sequence[str] | None, rows: Iterable[Iterable[Any]], *, bom: bool = False) -> str:
+    """A whole CSV export as text (neutralised; see :class:`SafeCsvWriter`)."""
+    buf = io.StringIO()
+    if bom:
+        buf.write("\ufeff")
+    _write(buf, header, rows)
+    return buf.getvalue()
+
+
+def unneutralise(value: str) -> str:
+    """A cell read back from one of our exports: the apostrophe :func:`neutralise`
+    put before a formula-like text is taken off again (for round trips such as
+    the HSDS tables)."""
+    if value.startswith("'") and value[1:].startswith(FORMULA_PREFIXES):
+        return value[1:]
+    return value
+
+
 def write_csv(
     target: str | os.PathLike | IO[str],
     header: Sequence[str] | None,
@@ -526,7 +576,9 @@ def write_csv(
     Returns the number of data rows written. ``target`` is a path or a text
     stream (open it with ``newline=""``)."""
     if isinstance(target, str | os.PathLike):
-        with open(target, "w", encoding="utf-8-sig" if bom else "utf-8", newline="") as fh:
+        # An export may hold personal data: readable by its owner only.
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with open(fd, "w", encoding="utf-8-sig" if bom else "utf-8", newline="") as fh:
             return _write(fh, header, rows)
     if bom:
         target.write("\ufeff")
@@ -534,14 +586,10 @@ def write_csv(
 
 
 def _write(fh: IO[str], header: Sequence[str] | None, rows: Iterable[Iterable[Any]]) -> int:
-    writer = csv.writer(fh, delimiter=",", quotechar='"', lineterminator="\r\n")
+    writer = SafeCsvWriter(fh)
     if header is not None:
-        writer.writerow(list(safe_csv_rows([header]))[0])
-    n = 0
-    for row in safe_csv_rows(rows):
-        writer.writerow(row)
-        n += 1
-    return n
+        writer.writerow(header)
+    return writer.writerows(rows)
 
 
 def csv_response(filename: str, header: Sequence[str] | None, rows: Iterable[Iterable[Any]]):
@@ -552,11 +600,11 @@ def csv_response(filename: str, header: Sequence[str] | None, rows: Iterable[Ite
 
     def generate() -> Iterator[str]:
         buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\r\n")
+        writer = SafeCsvWriter(buf)
         buf.write("\ufeff")
         if header is not None:
-            writer.writerow(list(safe_csv_rows([header]))[0])
-        for row in safe_csv_rows(rows):
+            writer.writerow(header)
+        for row in rows:
             writer.writerow(row)
             if buf.tell() > 65536:
                 yield buf.getvalue()

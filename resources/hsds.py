@@ -27,6 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from portal.auth.principal import Principal
+from portal.tabular import csv_text, dict_rows, unneutralise
 from resources.models import Service, ServiceStatus
 from resources.service import (
     LANGUAGES,
@@ -152,13 +153,9 @@ CSV_COLUMNS = ["id", "organization_id", "name", "alternate_name", "description",
 
 
 def export_csv(session: Session, locale: str = "ja", *, include_drafts: bool = False) -> str:
-    """HSDS tabular ``services.csv``."""
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\r\n")
-    w.writeheader()
-    for s in _exportable(session, include_drafts):
-        w.writerow(service_to_hsds(s, locale))
-    return buf.getvalue()
+    """HSDS tabular ``services.csv`` (formula-like cells neutralised by the one CSV writer)."""
+    items = (service_to_hsds(s, locale) for s in _exportable(session, include_drafts))
+    return csv_text(CSV_COLUMNS, dict_rows(CSV_COLUMNS, items))
 
 
 # -- import -----------------------------------------------------------------------------
@@ -335,7 +332,7 @@ def import_csv(session: Session, actor: Principal, raw: bytes, locale: str = "ja
         raise ResourceError(_l("This is not an HSDS services.csv: it needs the columns id, name and status."))
     items = []
     for row in reader:
-        item = {k: v for k, v in row.items() if k in CSV_COLUMNS and v not in (None, "")}
+        item = {k: unneutralise(v) for k, v in row.items() if k in CSV_COLUMNS and v not in (None, "")}
         for k in ("minimum_age", "maximum_age"):
             if k in item:
                 try:

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from portal.auth.principal import Principal
 from portal.people.models import Municipality
+from portal.tabular import csv_text, dict_rows, unneutralise
 from resources.hsds import (
     CSV_COLUMNS,
     TAXONOMY_ID,
@@ -107,12 +108,8 @@ def tables(session: Session, locale: str = "ja", *, include_drafts: bool = False
 
 
 def _csv(rows: list[dict], columns: list[str]) -> str:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\r\n")
-    w.writeheader()
-    for row in rows:
-        w.writerow({k: ("" if v is None else v) for k, v in row.items()})
-    return buf.getvalue()
+    """One HSDS table (formula-like cells neutralised by the one CSV writer)."""
+    return csv_text(columns, dict_rows(columns, rows))
 
 
 def _datapackage(locale: str) -> dict:
@@ -150,7 +147,7 @@ def export_datapackage(session: Session, locale: str = "ja", *, include_drafts: 
 def _read_csv(text: str, numeric: set[str]) -> list[dict]:
     rows = []
     for row in csv.DictReader(io.StringIO(text, newline="")):
-        item = {k: v for k, v in row.items() if k and v not in (None, "")}
+        item = {k: unneutralise(v) for k, v in row.items() if k and v not in (None, "")}
         for k in numeric & set(item):
             try:
                 item[k] = float(item[k])

@@ -14,6 +14,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from portal.auth.access import GUARDIAN, STUDENT, allow, public, visible_school_ids
+from portal.bodylimit import accepts_files
 from portal.extensions import db
 from portal.i18n import TOKYO, select_locale
 from portal.orm import utcnow
@@ -331,6 +332,7 @@ def export_tabular():
 
 @bp.route("/manage/import", methods=["GET", "POST"])
 @allow(COORDINATOR)
+@accepts_files
 def import_file():
     form = ImportForm()
     problems: list[tuple[int, str]] = []

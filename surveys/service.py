@@ -466,9 +466,8 @@ def class_today(session: Session, principal: Principal, class_id: int, now: date
     for child, no, status, score, low, help_ in rows:
         st = {AssignmentStatus.submitted: "answered", AssignmentStatus.open: "waiting", AssignmentStatus.missed: "missed"}.get(status, "none")
         out.append(TodayRow(child, no, st, score, bool(low), bool(help_), counts.get(child.id, 0)))
-    audit.record_child_reads(
-        session, principal, [r.child.id for r in out if r.status == "answered"], "surveys.class_today", purpose=PURPOSE
-    )
+    # The page names every child of the class (the roster with today's status): each is a read.
+    audit.record_child_reads(session, principal, [r.child.id for r in out], "surveys.class_today", purpose=PURPOSE)
     return out
 
 

@@ -792,7 +792,7 @@ def referrals_of(session: Session, case_id: int) -> list[Referral]:
 
 
 def referrals_to(session: Session, actor: Principal) -> list[tuple[Referral, Case]]:
-    """Referrals addressed to this counsellor or social worker (open first), one query."""
+    """Referrals addressed to this counsellor or social worker (open first), one query; audited."""
     rows = session.execute(
         select(Referral, Case)
         .join(Case, Case.id == Referral.case_id)
@@ -801,6 +801,7 @@ def referrals_to(session: Session, actor: Principal) -> list[tuple[Referral, Cas
         .order_by((Referral.status == ReferralStatus.in_progress).desc(), Referral.created_at.desc())
         .limit(500)
     ).all()
+    audit_reads(session, actor, [c.child_id for _r, c in rows], "casework.referrals")  # the list names each child
     return [(r, c) for r, c in rows]
 
 

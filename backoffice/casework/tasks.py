@@ -25,7 +25,7 @@ from backoffice.casework.models import (
     Referral,
     ReferralStatus,
 )
-from backoffice.casework.service import notify, tokyo_today, visible_case_ids
+from backoffice.casework.service import audit_reads, notify, tokyo_today, visible_case_ids
 from portal.auth.access import visible_school_ids
 from portal.auth.principal import Principal
 from portal.people.models import Child, School, Staff
@@ -78,7 +78,8 @@ class Task:
 
 def tasks_for(session: Session, principal: Principal, *, mine: bool, today: date | None = None,
               overdue_only: bool = False, limit: int = 1000) -> list[Task]:
-    """This person's tasks (``mine``) or those of the schools they see; one query."""
+    """This person's tasks (``mine``) or those of the schools they see; one query, and the
+    audited reads of the children named."""
     today = today or tokyo_today()
     t = task_rows().subquery("t")
     q = (
@@ -95,10 +96,13 @@ def tasks_for(session: Session, principal: Principal, *, mine: bool, today: date
     if overdue_only:
         q = q.where(t.c.due_on < today)
     rows = session.execute(q.order_by(t.c.due_on, t.c.case_id).limit(limit)).all()
-    return [
+    out = [
         Task(r.kind, r.case_id, r.child_id, r.child_name, r.school_name, r.owner_name, r.owner_id, r.due_on, r.ref_id)
         for r in rows
     ]
+    # The list names each child: one audited read per child shown.
+    audit_reads(session, principal, [t.child_id for t in out], "casework.tasks" if mine else "casework.school_tasks")
+    return out
 
 
 def overdue_by_person(rows: list[Task]) -> list[tuple[str | None, int]]:

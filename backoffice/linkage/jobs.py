@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import threading
 import time
 from datetime import datetime, timedelta
@@ -48,14 +49,35 @@ def upload_dir(instance_path: str) -> Path:
 
 
 def save_upload(instance_path: str, data: bytes) -> str:
-    """Store an uploaded file under its SHA-256; returns the hash."""
+    """Store an uploaded file under its SHA-256; returns the hash.
+
+    The file holds children's names, addresses and birth dates: it is kept
+    encrypted (Fernet, ``MIMAMORI_ENCRYPTION_KEY``, as the database's free
+    text) and readable by the service account only, never in clear on disk."""
+    from portal.crypto import current_fernet
+
     digest = hashlib.sha256(data).hexdigest()
     path = upload_dir(instance_path) / f"{digest}.upload"
     if not path.exists():
         tmp = path.with_suffix(f".{threading.get_ident()}.part")
-        tmp.write_bytes(data)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(current_fernet().encrypt(data))
         tmp.replace(path)
     return digest
+
+
+def read_upload(instance_path: str, digest: str) -> bytes:
+    """The uploaded file's bytes (FileNotFoundError when it is gone or no key reads it)."""
+    from cryptography.fernet import InvalidToken
+
+    from portal.crypto import current_fernet
+
+    sealed = upload_path(instance_path, digest).read_bytes()
+    try:
+        return current_fernet().decrypt(sealed)
+    except InvalidToken:
+        raise FileNotFoundError(digest) from None
 
 
 def upload_path(instance_path: str, digest: str) -> Path:
@@ -148,7 +170,8 @@ def run_import_job(app: Flask, job_id: int) -> str:
         try:
             if not path.exists():
                 raise FileNotFoundError(digest)
-            report = importer.import_file(session, actor, source, path, filename or None, progress=progress)
+            data = read_upload(app.instance_path, digest)
+            report = importer.import_file(session, actor, source, data, filename or None, progress=progress)
             session.commit()
         except TabularError as exc:
             session.rollback()

@@ -24,6 +24,7 @@ from backoffice.linkage.forms import ActionForm, ConfirmForm, UploadForm
 from backoffice.linkage.importer import service as importer
 from backoffice.linkage.models import ImportBatch, ImportJob
 from portal.auth.access import allow, child_or_404
+from portal.bodylimit import accepts_files
 from portal.extensions import db
 from portal.tabular import DEFAULT_MAX_BYTES, TabularError
 
@@ -35,6 +36,7 @@ STEWARD = ("data_steward",)
 
 @bp.route("/", methods=["GET", "POST"])
 @allow(STEWARD)
+@accepts_files
 def imports():
     form = UploadForm()
     if form.validate_on_submit():

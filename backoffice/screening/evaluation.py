@@ -3,8 +3,9 @@
 Per rule (and for flags raised by hand): children flagged, flags raised, decisions,
 confirmed share (precision at review), confirmed children newly found (no
 earlier flag of any other reason), override rate, median days from flag to
-decision. Small cells (under :data:`MIN_CELL`) are suppressed for analysts,
-who see pseudonymised aggregates only; nothing here carries a child id.
+decision. Small cells (under :data:`MIN_CELL`) are suppressed for analysts
+by :mod:`portal.suppression`, the one rule for every analyst output, who
+see pseudonymised aggregates only; nothing here carries a child id.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from sqlalchemy.orm import Session
 
 from backoffice.screening import reads
 from backoffice.screening.models import Flag, FlagSource, Outcome, Resolution
+from portal import suppression as small
 
-MIN_CELL = 5
+MIN_CELL = small.MIN_CELL
 
 
 def rule_stats(session: Session, *, suppress: bool = False) -> list[dict]:
@@ -63,35 +65,87 @@ def rule_stats(session: Session, *, suppress: bool = False) -> list[dict]:
             "override_rate": round(s["not_needed"] / decided, 3) if decided else None,
             "median_days_to_decision": round(median(s["days"]), 1) if s["days"] else None,
         }
-        if suppress and row["flagged"] < MIN_CELL:
-            row.update({"flagged": None, "flags": None, "decided": None, "confirmed_share": None, "newly_found": None,
-                        "override_rate": None, "median_days_to_decision": None, "suppressed": True})
-        elif suppress and row["newly_found"] < MIN_CELL:
-            row["newly_found"] = None
+        if suppress:
+            row = _suppress_rule_row(row, s["confirmed"], s["not_needed"])
         out.append(row)
     return out
 
 
+def _suppress_rule_row(row: dict, confirmed: int, not_needed: int) -> dict:
+    """A rule's row as analysts see it (portal.suppression): a reason that flagged fewer
+    than MIN_CELL children is hidden whole; otherwise every small count, every share
+    that gives back a small count, and the median of fewer than MIN_CELL decisions."""
+    if small.is_small(row["flagged"]):
+        return {**row, **dict.fromkeys(_RULE_FIGURES), "suppressed": True}
+    decided = row["decided"]
+    shares_hidden = small.is_small(decided) or small.is_small(confirmed) or small.is_small(not_needed)
+    return {
+        **row,
+        "flags": small.count(row["flags"]),
+        "decided": small.count(decided),
+        "newly_found": small.count(row["newly_found"]),
+        "confirmed_share": None if shares_hidden else row["confirmed_share"],
+        "override_rate": None if shares_hidden else row["override_rate"],
+        "median_days_to_decision": None if small.is_small(decided) else row["median_days_to_decision"],
+    }
+
+
+_RULE_FIGURES = ("flagged", "flags", "decided", "confirmed_share", "newly_found", "override_rate",
+                 "median_days_to_decision")
+
+
 def suppress_card(card: dict | None) -> dict | None:
-    """The model card as analysts see it: groups of fewer than :data:`MIN_CELL` decisions hidden."""
+    """The model card as analysts see it (portal.suppression): small counts hidden, and so is
+    every share, calibration bin and group that would give one back, with complementary
+    suppression where the held-out total would reveal a hidden row."""
     import copy
 
     if not card:
         return card
     out = copy.deepcopy(card)
+    data = out.get("data") or {}
+    if data:
+        # decisions = confirmed + not_needed = train + held_out: hide both sides of a small split.
+        if small.is_small(data.get("confirmed")) or small.is_small(data.get("not_needed")):
+            data["confirmed"] = data["not_needed"] = None
+        if small.is_small(data.get("train")) or small.is_small(data.get("held_out")):
+            data["train"] = data["held_out"] = None
+        data["decisions"] = small.count(data.get("decisions"))
+    held_out = (card.get("data") or {}).get("held_out")
+    k = out.get("k")
+    for name in ("precision_at_k", "precision_at_k_rules", "precision_at_k_school"):
+        if name in out:
+            out[name] = small.share(out[name], k)
+    bins = small.partition(out.get("calibration", []), total_shown=held_out is not None)
+    for b in bins:
+        if not b.get("suppressed"):
+            b["observed"] = small.share(b["observed"], b["n"])
+    out["calibration"] = bins
     for dim in ("by_sex", "by_grade", "by_school"):
-        small = set()
-        for g in out.get(dim, []):
-            if g["n"] < MIN_CELL:
-                small.add(g["group"])
-                for k in list(g):
-                    if k != "group":
-                        g[k] = None
-                g["suppressed"] = True
-        fair = (out.get("fairness") or {}).get(dim)
-        if fair:
-            for name in small:
-                fair.get("by_group", {}).pop(name, None)
+        groups = small.partition(out.get(dim, []), total_shown=held_out is not None)
+        fair = (out.get("fairness") or {}).get(dim) or {}
+        by_group = fair.get("by_group") or {}
+        for g in groups:
+            if g.get("suppressed"):
+                by_group.pop(g["group"], None)
+                continue
+            n = g["n"]
+            positives = round((g.get("confirmed") or 0) * n)
+            g["confirmed"] = small.share(g.get("confirmed"), n)
+            top = max(1, round(n * 0.2))
+            if small.share(g.get("precision_at_k"), top) is None:
+                g["precision_at_k"] = g["precision_at_k_low"] = g["precision_at_k_high"] = None
+            fg = by_group.get(g["group"])
+            if fg:
+                at_top = round((fg.get("selection_rate") or 0) * n)
+                fg["selection_rate"] = small.share(fg.get("selection_rate"), n)
+                fg["recall"] = small.share(fg.get("recall"), positives)
+                fg["precision"] = small.share(fg.get("precision"), at_top)
+        if fair.get("difference"):  # the largest gap, over the groups still shown
+            for m in list(fair["difference"]):
+                vals = [fg[m] for fg in by_group.values() if fg.get(m) is not None]
+                fair["difference"][m] = round(max(vals) - min(vals), 3) if len(vals) >= 2 else None
+        out[dim] = groups
     return out
 
 

@@ -17,8 +17,12 @@ from backoffice.screening.models import RuleSet, RuleSetStatus, ScreeningRun
 from backoffice.screening.rules import DEMO_RULES
 from backoffice.screening.service import ScreeningError
 from portal.auth.access import SCHOOL_STAFF, allow, child_or_404
+from portal.bodylimit import body_limit
 from portal.extensions import db
 from portal.tabular import csv_response
+
+#: A rule set is up to 20,000 characters, up to 9 bytes each URL-encoded.
+RULE_SET_BODY = 256 * 1024
 
 bp = Blueprint("screening", __name__, url_prefix="/staff/screening", template_folder="templates")
 
@@ -115,6 +119,7 @@ def rule_sets():
 
 @bp.route("/rules/new", methods=["GET", "POST"])
 @allow(STEWARD)
+@body_limit(RULE_SET_BODY)
 def rule_set_new():
     form = RuleSetForm()
     if request.method == "GET":
@@ -135,6 +140,7 @@ def rule_set_new():
 
 @bp.route("/rules/<int:rule_set_id>", methods=["GET", "POST"])
 @allow(RULE_READERS)
+@body_limit(RULE_SET_BODY)
 def rule_set(rule_set_id: int):
     rs = db.session.get(RuleSet, rule_set_id) or abort(404)
     editable = (rs.status in (RuleSetStatus.draft, RuleSetStatus.rejected) and rs.author_staff_id == current_user.id

@@ -9,11 +9,17 @@ A backup is a zip file:
   manifest's column order, rows in primary-key order. Dates and times are
   ISO 8601 (timestamps in UTC with their offset), JSON columns stay JSON.
 
+The zip is never written in clear: it is sealed with ``MIMAMORI_BACKUP_KEY``
+(AES-256-GCM in authenticated chunks, :mod:`portal.maintenance.sealed`), a
+key apart from the database and from ``MIMAMORI_ENCRYPTION_KEY``. A restore
+without that key, with another key, or of a file that was altered, cut off
+or reordered is refused before anything is written.
+
 The same file restores into SQLite or PostgreSQL. Encrypted columns
 (:class:`portal.crypto.EncryptedText`) are copied as their ciphertext: a
-backup never decrypts, so it is no easier to read than the database, and it
-needs the same ``MIMAMORI_ENCRYPTION_KEY`` to be useful. Runtime state that
-must not come back (the scheduler's locks) is left out.
+backup never decrypts them, and it needs the same
+``MIMAMORI_ENCRYPTION_KEY`` to be useful. Runtime state that must not come
+back (the scheduler's locks) is left out.
 
 A backup reads one consistent snapshot (PostgreSQL: a REPEATABLE READ
 transaction; SQLite: one read transaction) and is written to a temporary
@@ -36,6 +42,7 @@ import os
 import secrets
 import zipfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal
@@ -46,6 +53,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 from portal.crypto import EncryptedText
+from portal.maintenance import sealed
 from portal.orm import Base, utcnow
 
 log = logging.getLogger(__name__)
@@ -188,15 +196,24 @@ def _disk_full(exc: OSError) -> bool:
     return exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
-def backup(engine: Engine, out: str | os.PathLike) -> Result:
-    """Write a backup of the whole database to ``out`` (replaced if it exists)."""
+def backup(engine: Engine, out: str | os.PathLike, *, keys: str) -> Result:
+    """Write a backup of the whole database to ``out`` (replaced if it exists),
+    sealed with the first key of ``keys`` (a ``MIMAMORI_BACKUP_KEY`` value)."""
     out = Path(out)
+    try:
+        key = sealed.parse_keys(keys)[:1]
+    except ValueError as exc:
+        raise BackupError(f"{exc}; no backup file was written") from exc
+    if not key:
+        raise BackupError(f"no backup key is configured ({sealed.KEY_ENV}): a backup is never written "
+                          "unencrypted; no backup file was written")
     tmp = out.with_name(f".{out.name}.{secrets.token_hex(4)}.partial")
     tables = backed_up_tables()
     try:
         with _snapshot(engine) as conn:
             result = Result(out, database_revision(conn))
-            with _create_file(tmp) as raw, zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            with (_create_file(tmp) as raw, sealed.SealedWriter(raw, key[0], chunk_size=sealed.CHUNK_SIZE) as sealed_out,
+                  zipfile.ZipFile(sealed_out, "w", compression=zipfile.ZIP_DEFLATED) as zf):
                 entries = []
                 for i, table in enumerate(tables):
                     name = f"tables/{i:03d}-{table.name}.jsonl"
@@ -305,17 +322,63 @@ def _reset_sequences(session: Session, tables: list[sa.Table]) -> None:
             session.execute(sa.select(sa.func.setval(seq, sa.func.coalesce(top, 0) + 1, sa.false())))
 
 
-def restore(session: Session, src: str | os.PathLike, *, force: bool = False) -> Result:
-    """Restore a backup into this database, in the caller's transaction (the caller commits)."""
+@contextmanager
+def open_backup(src: str | os.PathLike, keys: str | None, *, allow_plaintext: bool = False) -> Iterator[zipfile.ZipFile]:
+    """The backup's zip, decrypted as it is read, after every chunk of the file
+    was authenticated with one of ``keys`` (a ``MIMAMORI_BACKUP_KEY`` value).
+
+    A plain zip (a backup made before backups were encrypted) is opened only
+    with ``allow_plaintext``."""
+    src = Path(src)
+    try:
+        is_sealed = sealed.is_sealed(src)
+    except OSError as exc:
+        raise BackupError(f"the backup cannot be read: {exc.strerror or exc}") from exc
+    if not is_sealed:
+        if not zipfile.is_zipfile(src):
+            raise BackupError("this file is not a Mimamori backup (neither an encrypted backup nor a zip file)")
+        if not allow_plaintext:
+            raise BackupError("this backup is not encrypted: it may have been replaced or made by an older "
+                              "version; restore it only if you know where it comes from, with --allow-plaintext")
+        try:
+            zf = zipfile.ZipFile(src)
+        except (zipfile.BadZipFile, OSError) as exc:
+            raise BackupError("this file is not a Mimamori backup (not a readable zip file)") from exc
+        with zf:
+            yield zf
+        return
+    try:
+        reader = sealed.SealedReader(src, sealed.parse_keys(keys))
+    except (sealed.SealError, ValueError) as exc:
+        raise BackupError(str(exc)) from exc
+    with reader:
+        try:
+            reader.verify()
+            zf = zipfile.ZipFile(reader)
+        except sealed.SealError as exc:
+            raise BackupError(str(exc)) from exc
+        except (zipfile.BadZipFile, OSError) as exc:
+            raise BackupError("this file is not a Mimamori backup (it decrypts, but holds no readable zip)") from exc
+        with zf:
+            try:
+                yield zf
+            except sealed.SealError as exc:  # only if the file changed while it was read
+                raise BackupError(str(exc)) from exc
+
+
+def restore(session: Session, src: str | os.PathLike, *, keys: str | None, force: bool = False,
+            allow_plaintext: bool = False) -> Result:
+    """Restore a backup into this database, in the caller's transaction (the caller commits).
+
+    ``keys`` is the ``MIMAMORI_BACKUP_KEY`` value; the backup is refused,
+    before anything is written, without the key it was sealed with or when
+    any part of it fails authentication."""
     from portal.audit.service import record as audit
     from portal.auth.principal import SYSTEM
 
     src = Path(src)
-    try:
-        zf = zipfile.ZipFile(src)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise BackupError("this file is not a Mimamori backup (not a readable zip file)") from exc
-    with zf:
+    with open_backup(src, keys, allow_plaintext=allow_plaintext) as zf:
+        is_sealed_file = sealed.is_sealed(src)
         manifest = read_manifest(zf)
         tables = backed_up_tables()
         revision = database_revision(session.connection())
@@ -351,7 +414,8 @@ def restore(session: Session, src: str | os.PathLike, *, force: bool = False) ->
                                   "restoring; nothing was changed")
             result.tables.append(got)
     audit(session, SYSTEM, "maintenance.restore",
-          detail={"tables": len(result.tables), "rows": result.rows, "revision": revision, "replaced": bool(occupied)})
+          detail={"tables": len(result.tables), "rows": result.rows, "revision": revision, "replaced": bool(occupied),
+                  "encrypted": is_sealed_file})
     session.flush()
     log.info("backup restored: %d tables, %d rows", len(result.tables), result.rows)
     return result

@@ -87,6 +87,8 @@ def issue_cards(
         detail={"class_id": school_class.id, "school_id": school_class.school_id, "cards": len(cards)},
         request_id=request_id,
     )
+    # The sheet names every child on it: one audited read per child.
+    audit.record_child_reads(session, principal, [c.child_id for c in cards], "people.cards", request_id=request_id)
     return cards
 
 

@@ -113,6 +113,9 @@ def issue_letters(
         detail={"class_id": school_class.id, "school_id": school_class.school_id, "letters": len(letters), "days": days},
         request_id=request_id,
     )
+    # The letters name each child and guardian: one audited read per child.
+    audit.record_child_reads(session, principal, [lt.child_id for lt in letters], "people.letters",
+                             request_id=request_id)
     return letters
 
 

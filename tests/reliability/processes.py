@@ -31,6 +31,7 @@ def env_for(app, name: str = "mimamori-fault-test") -> dict[str, str]:
     env["PGAPPNAME"] = name  # its PostgreSQL sessions, found by name (see kill)
     env["DATABASE_URL"] = app.config["SQLALCHEMY_DATABASE_URI"]
     env["MIMAMORI_ENCRYPTION_KEY"] = app.config["MIMAMORI_ENCRYPTION_KEY"]
+    env["MIMAMORI_BACKUP_KEY"] = app.config["MIMAMORI_BACKUP_KEY"]
     env["SECRET_KEY"] = app.config["SECRET_KEY"]
     env["PYTHONUNBUFFERED"] = "1"
     return env
