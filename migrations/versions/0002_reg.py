@@ -3,10 +3,10 @@
 Revision ID: 0002_reg
 Revises: 0001
 """
-from alembic import op
 import sqlalchemy as sa
-import portal.orm
+from alembic import op
 
+import portal.orm
 
 # revision identifiers, used by Alembic.
 revision = '0002_reg'
