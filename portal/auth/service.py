@@ -20,9 +20,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from portal import crypto
+from portal.audit import service as audit
 from portal.auth.access import GUARDIAN, UNCONFIRMED_GUARDIAN
 from portal.auth.passwords import hash_password, needs_rehash, verify_password
-from portal.auth.principal import Principal
+from portal.auth.principal import SYSTEM, Principal
 from portal.orm import utcnow
 from portal.people.models import (
     Child,
@@ -438,6 +439,7 @@ def register_guardian(
     locale: str,
     relationship: str = "parent",
     now: datetime | None = None,
+    request_id: str | None = None,
 ) -> Registration | None:
     """Register with an enrolment code. None if the code is unusable (nothing changes).
 
@@ -453,6 +455,14 @@ def register_guardian(
     row = consume_enrolment_code(session, secret_key, code, now)
     if row is None:
         return None
+    reg = _register(session, secret_key, row, name=name, email=email, password_hash=password_hash, locale=locale,
+                    relationship=relationship, now=now)
+    audit.record(session, SYSTEM, "family.registration", child_id=reg.child_id,
+                 detail={"outcome": reg.outcome, "guardian_id": reg.guardian.id}, request_id=request_id)
+    return reg
+
+
+def _register(session, secret_key, row, *, name, email, password_hash, locale, relationship, now) -> Registration:
     existing = session.scalar(select(Guardian).where(Guardian.email == email))
     if existing is None:
         guardian = Guardian(
@@ -494,7 +504,17 @@ def children_ids_of(session: Session, guardian_id: int) -> list[int]:
     )
 
 
-def confirm_email(session: Session, secret_key: str, token: str, now: datetime | None = None) -> Guardian | None:
+def _record_children_added(session: Session, guardian: Guardian, request_id: str | None) -> list[int]:
+    principal = principal_for(guardian)
+    children = children_ids_of(session, guardian.id)
+    for child_id in children:
+        audit.record(session, principal, "family.child_added", child_id=child_id, request_id=request_id)
+    return children
+
+
+def confirm_email(
+    session: Session, secret_key: str, token: str, now: datetime | None = None, request_id: str | None = None
+) -> Guardian | None:
     """The owner of the address followed the confirmation link: the account may see its children."""
     now = now or utcnow()
     row = consume_email_token(session, secret_key, "confirm", token, now=now)
@@ -506,11 +526,17 @@ def confirm_email(session: Session, secret_key: str, token: str, now: datetime |
         .values(email_confirmed_at=now)
         .execution_options(synchronize_session=False)
     )
-    return session.scalar(select(Guardian).where(Guardian.id == row.guardian_id).execution_options(populate_existing=True))
+    guardian = session.scalar(
+        select(Guardian).where(Guardian.id == row.guardian_id).execution_options(populate_existing=True)
+    )
+    audit.record(session, principal_for(guardian), "auth.email_confirmed", request_id=request_id)
+    _record_children_added(session, guardian, request_id)
+    return guardian
 
 
 def complete_join(
-    session: Session, secret_key: str, token: str, password: str, now: datetime | None = None
+    session: Session, secret_key: str, token: str, password: str, now: datetime | None = None,
+    request_id: str | None = None,
 ) -> Guardian | None:
     """The owner of a school-held address chose a password from the ``join`` link.
 
@@ -545,7 +571,12 @@ def complete_join(
         .values(used_by_guardian_id=row.guardian_id)
         .execution_options(synchronize_session=False)
     )
-    return session.scalar(select(Guardian).where(Guardian.id == row.guardian_id).execution_options(populate_existing=True))
+    guardian = session.scalar(
+        select(Guardian).where(Guardian.id == row.guardian_id).execution_options(populate_existing=True)
+    )
+    audit.record(session, principal_for(guardian), "auth.account_joined", request_id=request_id)
+    _record_children_added(session, guardian, request_id)
+    return guardian
 
 
 def _link_child(session: Session, guardian_id: int, child_id: int, relationship: str) -> bool:
@@ -561,7 +592,8 @@ def _link_child(session: Session, guardian_id: int, child_id: int, relationship:
 
 
 def complete_add_child(
-    session: Session, secret_key: str, token: str, guardian: Principal, now: datetime | None = None
+    session: Session, secret_key: str, token: str, guardian: Principal, now: datetime | None = None,
+    request_id: str | None = None,
 ) -> Child | None:
     """The signed-in owner of the address adds the child from an ``add_child`` link."""
     now = now or utcnow()
@@ -575,11 +607,13 @@ def complete_add_child(
         .values(used_by_guardian_id=guardian.id)
         .execution_options(synchronize_session=False)
     )
+    audit.record(session, guardian, "family.child_added", child_id=row.child_id, request_id=request_id)
     return session.get(Child, row.child_id)
 
 
 def redeem_code_for_guardian(
-    session: Session, secret_key: str, code: str, guardian: Guardian, *, relationship: str = "parent"
+    session: Session, secret_key: str, code: str, guardian: Guardian, *, relationship: str = "parent",
+    request_id: str | None = None,
 ) -> Child | None:
     """Link the code's child to an existing (confirmed) guardian account; the code is spent once."""
     row = consume_enrolment_code(session, secret_key, code)
@@ -587,7 +621,7 @@ def redeem_code_for_guardian(
         return None
     row.used_by_guardian_id = guardian.id
     _link_child(session, guardian.id, row.child_id, relationship)
-    session.flush()
+    audit.record(session, principal_for(guardian), "family.child_added", child_id=row.child_id, request_id=request_id)
     return session.get(Child, row.child_id)
 
 
@@ -693,7 +727,8 @@ def request_password_reset(
 
 
 def complete_password_reset(
-    session: Session, secret_key: str, token: str, password: str, now: datetime | None = None
+    session: Session, secret_key: str, token: str, password: str, now: datetime | None = None,
+    request_id: str | None = None,
 ) -> Guardian | None:
     """Spend a reset token (one guarded UPDATE) and set the password; every session ends."""
     now = now or utcnow()
@@ -709,6 +744,7 @@ def complete_password_reset(
     guardian.failed_logins = 0
     guardian.locked_until = None
     session.flush()
+    audit.record(session, principal_for(guardian), "auth.password_reset", request_id=request_id)
     return guardian
 
 

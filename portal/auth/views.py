@@ -38,7 +38,6 @@ from portal.auth.forms import (
     StudentSignInForm,
     TotpForm,
 )
-from portal.auth.principal import SYSTEM
 from portal.extensions import db, limiter
 from portal.people.models import Guardian, Staff
 
@@ -238,15 +237,12 @@ def guardian_register():
             password=form.password.data,
             locale=session.get("locale") or "ja",
             relationship=form.relationship.data,
+            request_id=g.get("request_id"),
         )
         if reg is None:
             db.session.rollback()
             form.code.errors.append(_code_unusable())
         else:
-            audit.record(
-                db.session, SYSTEM, "family.registration", child_id=reg.child_id,
-                detail={"outcome": reg.outcome, "guardian_id": reg.guardian.id}, request_id=g.get("request_id"),
-            )
             db.session.commit()
             notify.registration(reg)
             return redirect(url_for("auth.registration_sent"))
@@ -305,16 +301,11 @@ def confirm_email(token: str):
         return _link_invalid()
     form = ResendForm()
     if form.validate_on_submit():
-        guardian = service.confirm_email(db.session, key, token)
+        guardian = service.confirm_email(db.session, key, token, request_id=g.get("request_id"))
         if guardian is None:
             db.session.rollback()
             return _link_invalid()
-        children = service.children_ids_of(db.session, guardian.id)
-        notices = service.child_added_notices(db.session, guardian.id, children)
-        principal = service.principal_for(guardian)
-        audit.record(db.session, principal, "auth.email_confirmed", request_id=g.get("request_id"))
-        for child_id in children:
-            audit.record(db.session, principal, "family.child_added", child_id=child_id)
+        notices = service.child_added_notices(db.session, guardian.id, service.children_ids_of(db.session, guardian.id))
         db.session.commit()
         notify.child_added(notices)
         flash(_("Your e-mail address is confirmed."), "success")
@@ -334,16 +325,11 @@ def join_account(token: str):
         return _link_invalid()
     form = PasswordResetForm()
     if form.validate_on_submit():
-        guardian = service.complete_join(db.session, key, token, form.password.data)
+        guardian = service.complete_join(db.session, key, token, form.password.data, request_id=g.get("request_id"))
         if guardian is None:
             db.session.rollback()
             return _link_invalid()
-        children = service.children_ids_of(db.session, guardian.id)
-        notices = service.child_added_notices(db.session, guardian.id, children)
-        principal = service.principal_for(guardian)
-        audit.record(db.session, principal, "auth.account_joined", request_id=g.get("request_id"))
-        for child_id in children:
-            audit.record(db.session, principal, "family.child_added", child_id=child_id)
+        notices = service.child_added_notices(db.session, guardian.id, service.children_ids_of(db.session, guardian.id))
         db.session.commit()
         notify.child_added(notices)
         flash(_("Your account is ready. Please sign in."), "success")
@@ -362,12 +348,11 @@ def add_child_link(token: str):
         return _link_invalid()
     form = ResendForm()
     if form.validate_on_submit():
-        child = service.complete_add_child(db.session, key, token, current_user)
+        child = service.complete_add_child(db.session, key, token, current_user, request_id=g.get("request_id"))
         if child is None:
             db.session.rollback()
             return _link_invalid()
         notices = service.child_added_notices(db.session, current_user.id, [child.id])
-        audit.record(db.session, current_user, "family.child_added", child_id=child.id)
         db.session.commit()
         notify.child_added(notices)
         flash(_("The child was added to your account."), "success")
@@ -382,13 +367,14 @@ def guardian_add_child():
     form = AddChildForm()
     if form.validate_on_submit():
         guardian = db.session.get(Guardian, current_user.id)
-        child = service.redeem_code_for_guardian(db.session, current_app.config["SECRET_KEY"], form.code.data, guardian)
+        child = service.redeem_code_for_guardian(
+            db.session, current_app.config["SECRET_KEY"], form.code.data, guardian, request_id=g.get("request_id")
+        )
         if child is None:
             db.session.rollback()
             form.code.errors.append(_code_unusable())
         else:
             notices = service.child_added_notices(db.session, guardian.id, [child.id])
-            audit.record(db.session, current_user, "family.child_added", child_id=child.id)
             db.session.commit()
             notify.child_added(notices)
             flash(_("The child was added to your account."), "success")
@@ -423,11 +409,12 @@ def password_reset(token: str):
         return _link_invalid()
     form = PasswordResetForm()
     if form.validate_on_submit():
-        guardian = service.complete_password_reset(db.session, key, token, form.password.data)
+        guardian = service.complete_password_reset(
+            db.session, key, token, form.password.data, request_id=g.get("request_id")
+        )
         if guardian is None:  # spent by a request a moment earlier
             db.session.rollback()
             return _link_invalid()
-        audit.record(db.session, service.principal_for(guardian), "auth.password_reset")
         db.session.commit()
         flash(_("Your password has been changed. Please sign in."), "success")
         return redirect(url_for("auth.guardian_sign_in"))

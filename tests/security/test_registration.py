@@ -14,6 +14,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
+from portal.audit.models import AuditEvent
 from portal.auth import service as auth
 from portal.auth.principal import Principal
 from portal.orm import utcnow
@@ -89,6 +90,10 @@ def test_registration_with_another_guardians_email_never_signs_into_that_family(
     # The owner of the address is told (without anyone's name), and nobody else is.
     assert [m["To"] for m in outbox] == ["victim@example.invalid"]
     assert not _names_in(outbox)
+    # The attempt is in the audit log, with ids only (no address, no name).
+    ev = session.scalar(select(AuditEvent).where(AuditEvent.action == "family.registration"))
+    assert ev.detail == {"outcome": "add_child" if has_account else "not_linked", "guardian_id": record.id}
+    assert ev.child_id == own.id
     if has_account:
         # Their link adds the attacker's child only for them, signed in as themselves: the attacker,
         # signed in to any other account, cannot use it.
