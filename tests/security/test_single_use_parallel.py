@@ -144,3 +144,29 @@ def test_temporary_staff_password_changes_the_password_once_under_parallel_reque
     stored = session.get(Staff, staff.id).password_hash
     assert [i for i, p in enumerate(passwords) if verify_password(stored, p)] == won
     assert _count(session, AuditEvent, AuditEvent.action == "auth.password_changed") == 1
+
+
+def test_one_valid_letter_per_child_when_two_leads_print_at_once(app, live_server, make, session):
+    """Reprinting retires the older code; two printings at the same instant still leave one usable code."""
+    from datetime import timedelta
+
+    from portal.orm import utcnow
+    from portal.people.models import Role
+
+    school = make.school()
+    cls = make.school_class(school, grade=2)
+    kids = [make.child(cls) for _ in range(3)]
+    leads = [make.staff(Role.school_lead, schools=[school]) for _ in range(2)]
+    session.commit()
+    url = f"/staff/classes/{cls.id}/letters"
+    clients = [signed_in(app, live_server, lead) for lead in leads]
+    csrf = [c.token(url) for c in clients]
+    answers = fire_together([(lambda c=c, t=t: c.post(url, {"confirm": "y"}, token=t)) for c, t in zip(clients, csrf, strict=True)])
+    assert not [a for a in answers if isinstance(a, Exception)], answers
+    assert [a.status for a in answers] == [200, 200]
+    session.expire_all()
+    now = utcnow() + timedelta(seconds=1)
+    for kid in kids:
+        usable = _count(session, EnrolmentCode, EnrolmentCode.child_id == kid.id, EnrolmentCode.used_at.is_(None),
+                        EnrolmentCode.expires_at > now)
+        assert usable == 1, kid.id
