@@ -169,7 +169,8 @@ def seed(url: str, env: dict, n_classes: int, guardian_share: float, case_share:
             for i in range(PER_CLASS):
                 c = Child(student_no=f"M{k:02d}{i:04d}", name=f"朝 太郎{k}-{i}", birth_date=date(2013 - k % 3, 6, 1),
                           pin_hash=pin_hash)
-                g = Guardian(name=f"朝 保護者{k}-{i}", email=f"g{k}-{i}@morning.invalid", password_hash=pw_hash)
+                g = Guardian(name=f"朝 保護者{k}-{i}", email=f"g{k}-{i}@morning.invalid", password_hash=pw_hash,
+                             email_confirmed_at=utcnow())
                 s.add_all([c, g])
                 s.flush()
                 s.add_all([Enrolment(child_id=c.id, school_year_id=year.id, class_id=cls.id, attendance_no=i + 1),

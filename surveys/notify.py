@@ -99,7 +99,8 @@ def remind_guardians(session: Session, child_ids: list[int]) -> int:
     rows = session.execute(
         select(Guardian.email, Guardian.locale)
         .join(GuardianChild, GuardianChild.guardian_id == Guardian.id)
-        .where(GuardianChild.child_id.in_(child_ids), Guardian.email.is_not(None), Guardian.password_hash.is_not(None))
+        .where(GuardianChild.child_id.in_(child_ids), Guardian.email.is_not(None), Guardian.password_hash.is_not(None),
+               Guardian.email_confirmed_at.is_not(None))
         .distinct()
     ).all()
     base = current_app.config["PUBLIC_BASE_URL"].rstrip("/")

@@ -28,6 +28,7 @@ from portal import create_app  # noqa: E402
 from portal.auth import service as auth  # noqa: E402
 from portal.auth.passwords import hash_password  # noqa: E402
 from portal.extensions import db as _db  # noqa: E402
+from portal.orm import utcnow  # noqa: E402
 from portal.people.models import (  # noqa: E402
     Child,
     Enrolment,
@@ -224,6 +225,8 @@ class Factory:
             locale=locale,
             **kw,
         )
+        if password and "email_confirmed_at" not in kw:
+            g.email_confirmed_at = utcnow()  # a test's family account has proven its address
         self.s.add(g)
         self.s.flush()
         for c in children:

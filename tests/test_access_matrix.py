@@ -56,6 +56,8 @@ def _principal_for_role(make, role):
         return None
     if role == "guardian":
         return make.guardian(make.child())
+    if role == "guardian_unconfirmed":  # registered, address not proven yet
+        return make.guardian(make.child(), email_confirmed_at=None)
     if role == "student":
         return make.child()
     return make.staff(Role(role), schools=[make.school()])

@@ -11,7 +11,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from portal.audit import service as audit
@@ -196,11 +196,25 @@ def reset_totp(session: Session, admin: Principal, staff: Staff) -> None:
 
 
 def change_own_password(session: Session, me: Principal, staff: Staff, current: str, new: str) -> bool:
-    """A staff member chooses their own password; False when ``current`` is wrong."""
+    """A staff member chooses their own password; False when ``current`` is wrong.
+
+    Other sessions of the account end: ``staff.session_version`` is bumped, and
+    the caller signs the current session in again with the new version.
+    """
     if not verify_password(staff.password_hash, current):
         return False
-    staff.password_hash = hash_password(new)
-    staff.password_change_required = False
-    session.flush()
+    old_hash, new_hash = staff.password_hash, hash_password(new)
+    # Compare-and-set on the hash that was checked: of two simultaneous
+    # changes with one (temporary) password only the first succeeds. Every
+    # other session of the account ends (the view re-issues the current one).
+    result = session.execute(
+        update(Staff)
+        .where(Staff.id == staff.id, Staff.password_hash == old_hash)
+        .values(password_hash=new_hash, password_change_required=False, session_version=Staff.session_version + 1)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        return False
+    session.refresh(staff)
     audit.record(session, me, "auth.password_changed", detail={"staff_id": staff.id})
     return True

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from flask_login import current_user
+from flask_login import current_user, login_user
 from sqlalchemy import select
 from wtforms.fields.choices import SelectChoice
 
 from portal.admin import service
 from portal.admin.forms import ChangePasswordForm, EditStaffForm, NewStaffForm, StaffFilterForm
 from portal.auth.access import STAFF_ROLES, allow
+from portal.auth.service import principal_for
 from portal.auth.views import _failures_per_address, _login_limit
 from portal.extensions import db, limiter
 from portal.people.models import Role, School, SchoolClass, SchoolYear, Staff
@@ -179,6 +180,8 @@ def change_password():
             form.password.errors = [*form.password.errors, _("Choose a password different from the current one.")]
         elif service.change_own_password(db.session, current_user, staff, form.current.data, form.password.data):
             db.session.commit()
+            # This session continues with the new version; every other one has ended.
+            login_user(principal_for(staff))
             flash(_("Your password has been changed."), "success")
             return redirect(url_for("backoffice.home"))
         else:

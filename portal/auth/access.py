@@ -34,11 +34,15 @@ from portal.people.models import (
 
 ANONYMOUS = "anonymous"
 GUARDIAN = "guardian"
+# A family account whose e-mail address is not proven yet: signed in, but
+# allowed only the "check your e-mail" page (and public ones); it is no
+# GUARDIAN for any route, and visible_child_ids gives it no child.
+UNCONFIRMED_GUARDIAN = "guardian_unconfirmed"
 STUDENT = "student"
 STAFF_ROLES: tuple[str, ...] = tuple(r.value for r in Role)
 FAMILY_ROLES: tuple[str, ...] = (GUARDIAN, STUDENT)
-ALL_ROLES: tuple[str, ...] = (ANONYMOUS, GUARDIAN, STUDENT, *STAFF_ROLES)
-SIGNED_IN: tuple[str, ...] = (GUARDIAN, STUDENT, *STAFF_ROLES)
+ALL_ROLES: tuple[str, ...] = (ANONYMOUS, GUARDIAN, UNCONFIRMED_GUARDIAN, STUDENT, *STAFF_ROLES)
+SIGNED_IN: tuple[str, ...] = (GUARDIAN, UNCONFIRMED_GUARDIAN, STUDENT, *STAFF_ROLES)
 
 # Staff whose work is about individual children in schools.
 SCHOOL_STAFF: tuple[str, ...] = (

@@ -73,6 +73,10 @@ class AddChildForm(FlaskForm):
     )
 
 
+class ResendForm(FlaskForm):
+    """A button only (its CSRF token)."""
+
+
 class PasswordResetRequestForm(FlaskForm):
     email = EmailField(_l("E-mail address"), filters=[_strip], validators=[DataRequired(), Email()])
 

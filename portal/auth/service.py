@@ -15,15 +15,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import pyotp
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from portal import crypto
+from portal.audit import service as audit
+from portal.auth.access import GUARDIAN, UNCONFIRMED_GUARDIAN
 from portal.auth.passwords import hash_password, needs_rehash, verify_password
-from portal.auth.principal import Principal
+from portal.auth.principal import SYSTEM, Principal
 from portal.orm import utcnow
 from portal.people.models import (
     Child,
+    EmailToken,
     EnrolmentCode,
     Guardian,
     GuardianChild,
@@ -43,10 +47,15 @@ def principal_for(obj) -> Principal:
             tuple(s.school_id for s in obj.scopes),
         )
     if isinstance(obj, Guardian):
-        return Principal("guardian", obj.id, "guardian", obj.locale, obj.session_version)
+        return Principal("guardian", obj.id, guardian_role(obj.email_confirmed_at), obj.locale, obj.session_version)
     if isinstance(obj, Child):
         return Principal("student", obj.id, "student", obj.locale, obj.session_version)
     raise TypeError(obj)
+
+
+def guardian_role(email_confirmed_at) -> str:
+    """A family account whose address is not proven yet sees no child (auth.access)."""
+    return GUARDIAN if email_confirmed_at is not None else UNCONFIRMED_GUARDIAN
 
 
 def load_principal(session: Session, user_id: str) -> Principal | None:
@@ -70,10 +79,16 @@ def load_principal(session: Session, user_id: str) -> Principal | None:
             return None
         schools = tuple(r.school_id for r in rows if r.school_id is not None)
         return Principal("staff", pk, rows[0].role.value, rows[0].locale, ver, schools)
-    model = {"guardian": Guardian, "student": Child}.get(kind)
-    if model is None:
+    if kind == "guardian":
+        row = session.execute(
+            select(Guardian.locale, Guardian.session_version, Guardian.email_confirmed_at).where(Guardian.id == pk)
+        ).first()
+        if row is None or row.session_version != ver:
+            return None
+        return Principal(kind, pk, guardian_role(row.email_confirmed_at), row.locale, ver)
+    if kind != "student":
         return None
-    row = session.execute(select(model.locale, model.session_version).where(model.id == pk)).first()
+    row = session.execute(select(Child.locale, Child.session_version).where(Child.id == pk)).first()
     if row is None or row.session_version != ver:
         return None
     return Principal(kind, pk, kind, row.locale, ver)
@@ -91,6 +106,24 @@ def end_sessions(session: Session, principal: Principal) -> None:
     if obj is not None:
         obj.session_version = (obj.session_version or 1) + 1
         session.flush()
+
+
+def end_other_sessions(session: Session, obj) -> Principal:
+    """After a password change: every other session of this account ends.
+
+    Bumps the account's session version (as :func:`end_sessions`) and returns
+    the principal with the new version, for the view to re-issue the current
+    session with (``login_user``): the person who changed it stays signed in.
+    """
+    obj.session_version = (obj.session_version or 1) + 1
+    session.flush()
+    return principal_for(obj)
+
+
+def note_sign_in(staff: Staff, now: datetime) -> None:
+    """Keep the sign-in before this one: the home page shows it ("previous sign-in")."""
+    staff.previous_login_at = staff.last_login_at
+    staff.last_login_at = now
 
 
 # -- throttling: a delay that grows, never a lockout ------------------------------
@@ -270,7 +303,7 @@ def staff_check_totp(
         session.flush()
         return SignInResult(False, "invalid", alert_staff=staff if _guess_alert_due(failures) else None)
     _register_success(staff)
-    staff.last_login_at = now
+    note_sign_in(staff, now)
     session.flush()
     return SignInResult(True, "", staff)
 
@@ -318,7 +351,10 @@ def issue_enrolment_code(
 
 
 def find_usable_code(session: Session, secret_key: str, code: str, now: datetime | None = None):
-    """The code's row if it exists, is unused and unexpired; else None (no reason given)."""
+    """The code's row if it exists, is unused and unexpired; else None (no reason given).
+
+    A look only: spending a code is :func:`consume_enrolment_code`.
+    """
     now = now or utcnow()
     row = session.scalar(select(EnrolmentCode).where(EnrolmentCode.code_digest == code_digest(secret_key, code)))
     if row is None or row.used_at is not None or row.expires_at <= now:
@@ -326,23 +362,162 @@ def find_usable_code(session: Session, secret_key: str, code: str, now: datetime
     return row
 
 
-def redeem_code_for_guardian(
-    session: Session, secret_key: str, code: str, guardian: Guardian, *, relationship: str = "parent"
-) -> Child | None:
-    """Link the code's child to an existing guardian account (adding a child)."""
-    row = find_usable_code(session, secret_key, code)
-    if row is None:
-        return None
-    now = utcnow()
-    row.used_at = now
-    row.used_by_guardian_id = guardian.id
-    link = session.scalar(
-        select(GuardianChild).where(GuardianChild.guardian_id == guardian.id, GuardianChild.child_id == row.child_id)
+def consume_enrolment_code(session: Session, secret_key: str, code: str, now: datetime | None = None):
+    """Spend a code with one guarded statement; its row, or None if it was not usable.
+
+    ``UPDATE … WHERE used_at IS NULL AND expires_at > now``: of any number of
+    simultaneous requests with one code exactly one sees a row count of 1
+    (on PostgreSQL the others wait for its row lock, then find it used).
+    """
+    now = now or utcnow()
+    digest = code_digest(secret_key, code)
+    result = session.execute(
+        update(EnrolmentCode)
+        .where(EnrolmentCode.code_digest == digest, EnrolmentCode.used_at.is_(None), EnrolmentCode.expires_at > now)
+        .values(used_at=now)
+        .execution_options(synchronize_session=False)
     )
-    if link is None:
-        session.add(GuardianChild(guardian_id=guardian.id, child_id=row.child_id, relationship_=relationship))
+    if result.rowcount != 1:
+        return None
+    return session.scalar(
+        select(EnrolmentCode).where(EnrolmentCode.code_digest == digest).execution_options(populate_existing=True)
+    )
+
+
+# -- e-mail tokens ------------------------------------------------------------
+
+# How long each kind of e-mailed link works.
+TOKEN_LIFETIME = {
+    "confirm": timedelta(hours=48),
+    "join": timedelta(hours=48),
+    "add_child": timedelta(days=7),
+    "reset": timedelta(hours=1),
+}
+# A new confirmation link may be asked for this often, and this many times a day.
+RESEND_INTERVAL = timedelta(minutes=2)
+RESEND_PER_DAY = 5
+
+
+def email_token_digest(secret_key: str, purpose: str, token: str) -> str:
+    return hmac.new(secret_key.encode(), f"email-token:{purpose}:{token}".encode(), hashlib.sha256).hexdigest()
+
+
+def issue_email_token(
+    session: Session,
+    secret_key: str,
+    guardian_id: int,
+    purpose: str,
+    *,
+    child_id: int | None = None,
+    code_id: int | None = None,
+    relationship: str | None = None,
+    now: datetime | None = None,
+    supersede: bool = True,
+) -> str:
+    """A new single-use link token (returned for the e-mail only; its digest is kept).
+
+    With ``supersede`` the guardian's earlier unused tokens of the same
+    purpose stop working: only the newest confirmation or reset link works.
+    """
+    now = now or utcnow()
+    if supersede:
+        session.execute(
+            update(EmailToken)
+            .where(EmailToken.guardian_id == guardian_id, EmailToken.purpose == purpose, EmailToken.used_at.is_(None))
+            .values(used_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    token = secrets.token_urlsafe(32)
+    session.add(
+        EmailToken(
+            purpose=purpose,
+            token_digest=email_token_digest(secret_key, purpose, token),
+            guardian_id=guardian_id,
+            child_id=child_id,
+            enrolment_code_id=code_id,
+            relationship_=relationship,
+            created_at=now,
+            expires_at=now + TOKEN_LIFETIME[purpose],
+        )
+    )
     session.flush()
-    return session.get(Child, row.child_id)
+    return token
+
+
+def peek_email_token(
+    session: Session, secret_key: str, purpose: str, token: str, now: datetime | None = None
+) -> EmailToken | None:
+    """The token's row if it would still work (for showing the page); nothing is spent."""
+    now = now or utcnow()
+    row = session.scalar(
+        select(EmailToken).where(EmailToken.token_digest == email_token_digest(secret_key, purpose, token))
+    )
+    if row is None or row.purpose != purpose or row.used_at is not None or row.expires_at <= now:
+        return None
+    return row
+
+
+def consume_email_token(
+    session: Session,
+    secret_key: str,
+    purpose: str,
+    token: str,
+    *,
+    guardian_id: int | None = None,
+    now: datetime | None = None,
+) -> EmailToken | None:
+    """Spend a token with one guarded UPDATE (its row count decides); None if it does not work.
+
+    ``guardian_id`` narrows it to one account (a link that needs its owner signed in).
+    """
+    now = now or utcnow()
+    digest = email_token_digest(secret_key, purpose, token)
+    conditions = [
+        EmailToken.token_digest == digest,
+        EmailToken.purpose == purpose,
+        EmailToken.used_at.is_(None),
+        EmailToken.expires_at > now,
+    ]
+    if guardian_id is not None:
+        conditions.append(EmailToken.guardian_id == guardian_id)
+    result = session.execute(
+        update(EmailToken).where(*conditions).values(used_at=now).execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        return None
+    return session.scalar(
+        select(EmailToken).where(EmailToken.token_digest == digest).execution_options(populate_existing=True)
+    )
+
+
+# -- guardians: registration ----------------------------------------------------
+
+
+@dataclass
+class Registration:
+    """What a registration did; the page says the same ("check your e-mail") for all.
+
+    ``outcome``:
+
+    * ``created``: a new account, bound to the code's child, unconfirmed
+      (``token`` confirms it);
+    * ``join``: the school knows this address for the code's child and it has
+      no account yet: its owner chooses the password from the link (``token``);
+    * ``add_child``: the address already has an account: its owner adds the
+      child from the link, signed in (``token``);
+    * ``already_linked``: the address's account already has this child;
+    * ``not_linked``: the school knows this address, but not for this child:
+      nothing is joined (the owner is told, and asked to contact the school).
+    """
+
+    outcome: str
+    guardian: Guardian
+    child_id: int
+    token: str | None = None
+
+    @property
+    def locale(self) -> str:
+        return self.guardian.locale or "ja"
 
 
 def register_guardian(
@@ -355,34 +530,251 @@ def register_guardian(
     password: str,
     locale: str,
     relationship: str = "parent",
-) -> Guardian | None:
-    """Create a guardian account from an enrolment code. None if the code is unusable.
+    now: datetime | None = None,
+    request_id: str | None = None,
+) -> Registration | None:
+    """Register with an enrolment code. None if the code is unusable (nothing changes).
 
-    When the school already knew this guardian (same e-mail, no account yet),
-    that record becomes the account.
+    The account is bound to the code's child only. An existing guardian
+    record with this address is never adopted here: its owner is e-mailed a
+    link (``join``), and only when the record is already linked to the code's
+    child. A usable code is spent whatever the outcome, so the page (and the
+    code) read the same whichever addresses the school holds.
     """
-    row = find_usable_code(session, secret_key, code)
+    now = now or utcnow()
+    email = email.strip().lower()
+    password_hash = hash_password(password)  # before the code's row lock: hashing is the slow part
+    row = consume_enrolment_code(session, secret_key, code, now)
     if row is None:
         return None
-    email = email.strip().lower()
+    reg = _register(session, secret_key, row, name=name, email=email, password_hash=password_hash, locale=locale,
+                    relationship=relationship, now=now)
+    audit.record(session, SYSTEM, "family.registration", child_id=reg.child_id,
+                 detail={"outcome": reg.outcome, "guardian_id": reg.guardian.id}, request_id=request_id)
+    return reg
+
+
+def _register(session, secret_key, row, *, name, email, password_hash, locale, relationship, now) -> Registration:
     existing = session.scalar(select(Guardian).where(Guardian.email == email))
-    if existing is not None and existing.password_hash is not None:
+    if existing is None:
+        guardian = Guardian(
+            name=name, email=email, password_hash=password_hash, locale=locale, registered_at=now, created_at=now
+        )
+        try:
+            with session.begin_nested():
+                session.add(guardian)
+                session.flush()
+        except IntegrityError:  # the same new address registered at the same moment
+            existing = session.scalar(select(Guardian).where(Guardian.email == email))
+            if existing is None:
+                raise
+        else:
+            session.add(GuardianChild(guardian_id=guardian.id, child_id=row.child_id, relationship_=relationship))
+            row.used_by_guardian_id = guardian.id
+            token = issue_email_token(session, secret_key, guardian.id, "confirm", now=now)
+            return Registration("created", guardian, row.child_id, token)
+    linked = session.scalar(
+        select(GuardianChild.id).where(GuardianChild.guardian_id == existing.id, GuardianChild.child_id == row.child_id)
+    ) is not None
+    if existing.password_hash is None:
+        if not linked:
+            return Registration("not_linked", existing, row.child_id)
+        token = issue_email_token(session, secret_key, existing.id, "join", child_id=row.child_id, code_id=row.id, now=now)
+        return Registration("join", existing, row.child_id, token)
+    if linked:
+        return Registration("already_linked", existing, row.child_id)
+    token = issue_email_token(
+        session, secret_key, existing.id, "add_child", child_id=row.child_id, code_id=row.id, relationship=relationship,
+        now=now, supersede=False,
+    )
+    return Registration("add_child", existing, row.child_id, token)
+
+
+def children_ids_of(session: Session, guardian_id: int) -> list[int]:
+    return list(
+        session.scalars(select(GuardianChild.child_id).where(GuardianChild.guardian_id == guardian_id).order_by(GuardianChild.child_id))
+    )
+
+
+def _record_children_added(session: Session, guardian: Guardian, request_id: str | None) -> list[int]:
+    principal = principal_for(guardian)
+    children = children_ids_of(session, guardian.id)
+    for child_id in children:
+        audit.record(session, principal, "family.child_added", child_id=child_id, request_id=request_id)
+    return children
+
+
+def confirm_email(
+    session: Session, secret_key: str, token: str, now: datetime | None = None, request_id: str | None = None
+) -> Guardian | None:
+    """The owner of the address followed the confirmation link: the account may see its children."""
+    now = now or utcnow()
+    row = consume_email_token(session, secret_key, "confirm", token, now=now)
+    if row is None:
         return None
-    guardian = existing or Guardian(name=name, email=email)
-    guardian.name = name
-    guardian.password_hash = hash_password(password)
-    guardian.locale = locale
-    guardian.registered_at = utcnow()
-    session.add(guardian)
-    session.flush()
-    redeem_code_for_guardian(session, secret_key, code, guardian, relationship=relationship)
+    session.execute(
+        update(Guardian)
+        .where(Guardian.id == row.guardian_id, Guardian.email_confirmed_at.is_(None))
+        .values(email_confirmed_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    guardian = session.scalar(
+        select(Guardian).where(Guardian.id == row.guardian_id).execution_options(populate_existing=True)
+    )
+    audit.record(session, principal_for(guardian), "auth.email_confirmed", request_id=request_id)
+    _record_children_added(session, guardian, request_id)
     return guardian
 
 
-def email_in_use(session: Session, email: str) -> bool:
-    return session.scalar(
-        select(Guardian.id).where(Guardian.email == email.strip().lower(), Guardian.password_hash.is_not(None))
+def complete_join(
+    session: Session, secret_key: str, token: str, password: str, now: datetime | None = None,
+    request_id: str | None = None,
+) -> Guardian | None:
+    """The owner of a school-held address chose a password from the ``join`` link.
+
+    The record becomes an account (confirmed: the link proved the address)
+    only if it still has none and is still linked to the code's child. None
+    otherwise (the caller rolls back).
+    """
+    now = now or utcnow()
+    password_hash = hash_password(password)
+    row = consume_email_token(session, secret_key, "join", token, now=now)
+    if row is None:
+        return None
+    linked = session.scalar(
+        select(GuardianChild.id).where(GuardianChild.guardian_id == row.guardian_id, GuardianChild.child_id == row.child_id)
     ) is not None
+    if not linked:
+        return None
+    result = session.execute(
+        update(Guardian)
+        .where(Guardian.id == row.guardian_id, Guardian.password_hash.is_(None))
+        .values(
+            password_hash=password_hash, email_confirmed_at=now, registered_at=now,
+            session_version=Guardian.session_version + 1,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        return None
+    session.execute(
+        update(EnrolmentCode)
+        .where(EnrolmentCode.id == row.enrolment_code_id, EnrolmentCode.used_by_guardian_id.is_(None))
+        .values(used_by_guardian_id=row.guardian_id)
+        .execution_options(synchronize_session=False)
+    )
+    guardian = session.scalar(
+        select(Guardian).where(Guardian.id == row.guardian_id).execution_options(populate_existing=True)
+    )
+    audit.record(session, principal_for(guardian), "auth.account_joined", request_id=request_id)
+    _record_children_added(session, guardian, request_id)
+    return guardian
+
+
+def _link_child(session: Session, guardian_id: int, child_id: int, relationship: str) -> bool:
+    """Link a child to an account; False when it was linked already."""
+    exists = session.scalar(
+        select(GuardianChild.id).where(GuardianChild.guardian_id == guardian_id, GuardianChild.child_id == child_id)
+    )
+    if exists is not None:
+        return False
+    session.add(GuardianChild(guardian_id=guardian_id, child_id=child_id, relationship_=relationship))
+    session.flush()
+    return True
+
+
+def complete_add_child(
+    session: Session, secret_key: str, token: str, guardian: Principal, now: datetime | None = None,
+    request_id: str | None = None,
+) -> Child | None:
+    """The signed-in owner of the address adds the child from an ``add_child`` link."""
+    now = now or utcnow()
+    row = consume_email_token(session, secret_key, "add_child", token, guardian_id=guardian.id, now=now)
+    if row is None:
+        return None
+    _link_child(session, guardian.id, row.child_id, row.relationship_ or "parent")
+    session.execute(
+        update(EnrolmentCode)
+        .where(EnrolmentCode.id == row.enrolment_code_id, EnrolmentCode.used_by_guardian_id.is_(None))
+        .values(used_by_guardian_id=guardian.id)
+        .execution_options(synchronize_session=False)
+    )
+    audit.record(session, guardian, "family.child_added", child_id=row.child_id, request_id=request_id)
+    return session.get(Child, row.child_id)
+
+
+def redeem_code_for_guardian(
+    session: Session, secret_key: str, code: str, guardian: Guardian, *, relationship: str = "parent",
+    request_id: str | None = None,
+) -> Child | None:
+    """Link the code's child to an existing (confirmed) guardian account; the code is spent once."""
+    row = consume_enrolment_code(session, secret_key, code)
+    if row is None:
+        return None
+    row.used_by_guardian_id = guardian.id
+    _link_child(session, guardian.id, row.child_id, relationship)
+    audit.record(session, principal_for(guardian), "family.child_added", child_id=row.child_id, request_id=request_id)
+    return session.get(Child, row.child_id)
+
+
+def can_resend_confirmation(session: Session, guardian_id: int, now: datetime | None = None) -> bool:
+    """Rate limit for "send the link again": one every RESEND_INTERVAL, RESEND_PER_DAY a day."""
+    now = now or utcnow()
+    recent = session.execute(
+        select(func.count(EmailToken.id), func.max(EmailToken.created_at)).where(
+            EmailToken.guardian_id == guardian_id,
+            EmailToken.purpose == "confirm",
+            EmailToken.created_at > now - timedelta(days=1),
+        )
+    ).one()
+    count, last = recent
+    if count and count >= RESEND_PER_DAY:
+        return False
+    return not (last is not None and last > now - RESEND_INTERVAL)
+
+
+def resend_confirmation(session: Session, secret_key: str, guardian_id: int, now: datetime | None = None) -> str | None:
+    """A new confirmation link (the old one stops working); None if confirmed already or too soon."""
+    now = now or utcnow()
+    # One at a time per account (a row lock on PostgreSQL), so parallel clicks send one link.
+    guardian = session.scalar(select(Guardian).where(Guardian.id == guardian_id).with_for_update())
+    if guardian is None or guardian.email_confirmed_at is not None or guardian.password_hash is None:
+        return None
+    if not can_resend_confirmation(session, guardian_id, now):
+        return None
+    return issue_email_token(session, secret_key, guardian_id, "confirm", now=now)
+
+
+@dataclass
+class Notice:
+    """One "a child was added" e-mail to send after commit (no child is named in it)."""
+
+    email: str
+    locale: str
+    own: bool  # True: to the account that gained the child; False: to another guardian of the child
+
+
+def child_added_notices(session: Session, guardian_id: int, child_ids: list[int]) -> list[Notice]:
+    """Who is told that ``guardian_id``'s account gained these children.
+
+    The account itself, and every other guardian of each child whose address
+    the city holds (with an account or not): a stranger joining a family is
+    then seen by the family at once.
+    """
+    notices: list[Notice] = []
+    me = session.get(Guardian, guardian_id)
+    if me is not None and me.email:
+        notices.append(Notice(me.email, me.locale or "ja", True))
+    if child_ids:
+        others = session.execute(
+            select(Guardian.email, Guardian.locale)
+            .join(GuardianChild, GuardianChild.guardian_id == Guardian.id)
+            .where(GuardianChild.child_id.in_(child_ids), Guardian.id != guardian_id, Guardian.email.is_not(None))
+            .distinct()
+            .order_by(Guardian.email)
+        ).all()
+        notices.extend(Notice(e, loc or "ja", False) for e, loc in others)
+    return notices
 
 
 def guardian_check_password(
@@ -412,6 +804,41 @@ def set_guardian_password(guardian: Guardian, password: str) -> None:
     guardian.session_version += 1  # other sessions end
     guardian.failed_logins = 0
     guardian.login_not_before = None
+
+
+# -- guardians: password reset ----------------------------------------------------
+
+
+def request_password_reset(
+    session: Session, secret_key: str, email: str, now: datetime | None = None
+) -> tuple[Guardian, str] | None:
+    """A reset link for the account with this address (None: no account; the page says the same)."""
+    guardian = session.scalar(select(Guardian).where(Guardian.email == email.strip().lower()))
+    if guardian is None or not guardian.password_hash:
+        return None
+    return guardian, issue_email_token(session, secret_key, guardian.id, "reset", now=now)
+
+
+def complete_password_reset(
+    session: Session, secret_key: str, token: str, password: str, now: datetime | None = None,
+    request_id: str | None = None,
+) -> Guardian | None:
+    """Spend a reset token (one guarded UPDATE) and set the password; every session ends."""
+    now = now or utcnow()
+    password_hash = hash_password(password)
+    row = consume_email_token(session, secret_key, "reset", token, now=now)
+    if row is None:
+        return None
+    guardian = session.get(Guardian, row.guardian_id)
+    if guardian is None or not guardian.password_hash:
+        return None
+    guardian.password_hash = password_hash
+    guardian.session_version += 1  # every session of the account ends, including an attacker's
+    guardian.failed_logins = 0
+    guardian.login_not_before = None
+    session.flush()
+    audit.record(session, principal_for(guardian), "auth.password_reset", request_id=request_id)
+    return guardian
 
 
 # -- students -----------------------------------------------------------------

@@ -25,12 +25,10 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
-from portal import mail
 from portal.audit import service as audit
-from portal.auth import service
-from portal.auth.access import ALL_ROLES, SIGNED_IN, allow, public
+from portal.auth import notify, service
+from portal.auth.access import ALL_ROLES, SIGNED_IN, UNCONFIRMED_GUARDIAN, allow, public
 from portal.auth.forms import (
     AddChildForm,
     GuardianRegisterForm,
@@ -38,6 +36,7 @@ from portal.auth.forms import (
     LanguageForm,
     PasswordResetForm,
     PasswordResetRequestForm,
+    ResendForm,
     StaffSignInForm,
     StudentSignInForm,
     TotpForm,
@@ -158,7 +157,7 @@ def home_for(user) -> str:
     if not user.is_authenticated:
         return url_for("public.index")
     if user.kind == "guardian":
-        return url_for("family.home")
+        return url_for("family.home" if user.role == "guardian" else "auth.confirm_pending")
     if user.kind == "student":
         return url_for("student.home")
     return url_for("backoffice.home")
@@ -288,48 +287,159 @@ def guardian_sign_in():
         if result.ok:
             _start_session(result.obj)
             db.session.commit()
+            if result.obj.email_confirmed_at is None:
+                return redirect(url_for("auth.confirm_pending"))
             return redirect(_safe_next(request.args.get("next")) or url_for("family.home"))
         db.session.commit()
         _failed_sign_in(result)
     return render_template("auth/guardian_sign_in.html", form=form)
 
 
+def _code_unusable() -> str:
+    return _("This code cannot be used. Check it against the letter, or ask the school for a new one.")
+
+
 @bp.route("/family/register", methods=["GET", "POST"])
 @public
 @limiter.limit(_login_limit, methods=["POST"])
 def guardian_register():
+    """One answer for every address: "check your e-mail" (see service.register_guardian).
+
+    Nobody is signed in here: the address is proven first, and the page never
+    says whether the school or an account already has it.
+    """
     form = GuardianRegisterForm()
     if form.validate_on_submit():
-        # The code first: without a usable code the page says nothing about
-        # the e-mail address (no probing which families have an account).
-        if service.find_usable_code(db.session, current_app.config["SECRET_KEY"], form.code.data) is None:
-            form.code.errors.append(
-                _("This code cannot be used. Check it against the letter, or ask the school for a new one.")
-            )
-        elif service.email_in_use(db.session, form.email.data):
-            form.email.errors.append(_("This e-mail address already has an account. Sign in and add the child from your page."))
+        reg = service.register_guardian(
+            db.session,
+            current_app.config["SECRET_KEY"],
+            form.code.data,
+            name=form.name.data.strip(),
+            email=form.email.data,
+            password=form.password.data,
+            locale=session.get("locale") or "ja",
+            relationship=form.relationship.data,
+            request_id=g.get("request_id"),
+        )
+        if reg is None:
+            db.session.rollback()
+            form.code.errors.append(_code_unusable())
         else:
-            guardian = service.register_guardian(
-                db.session,
-                current_app.config["SECRET_KEY"],
-                form.code.data,
-                name=form.name.data.strip(),
-                email=form.email.data,
-                password=form.password.data,
-                locale=session.get("locale") or "ja",
-                relationship=form.relationship.data,
-            )
-            if guardian is None:
-                db.session.rollback()
-                form.code.errors.append(
-                    _("This code cannot be used. Check it against the letter, or ask the school for a new one.")
-                )
-            else:
-                _start_session(guardian)
-                db.session.commit()
-                flash(_("Your account is ready."), "success")
-                return redirect(url_for("family.home"))
+            db.session.commit()
+            notify.registration(reg)
+            return redirect(url_for("auth.registration_sent"))
     return render_template("auth/guardian_register.html", form=form)
+
+
+@bp.route("/family/register/sent")
+@public
+def registration_sent():
+    return render_template("auth/registration_sent.html")
+
+
+@bp.route("/family/confirm")
+@allow(UNCONFIRMED_GUARDIAN, "guardian")
+def confirm_pending():
+    """All an unconfirmed account sees: check your e-mail (and send the link again)."""
+    if current_user.role == "guardian":
+        return redirect(url_for("family.home"))
+    return render_template("auth/confirm_pending.html", form=ResendForm())
+
+
+@bp.route("/family/confirm/resend", methods=["POST"])
+@allow(UNCONFIRMED_GUARDIAN)
+@limiter.limit(_login_limit)
+def confirm_resend():
+    form = ResendForm()
+    if form.validate_on_submit():
+        token = service.resend_confirmation(db.session, current_app.config["SECRET_KEY"], current_user.id)
+        guardian = db.session.get(Guardian, current_user.id)
+        to, locale = guardian.email, guardian.locale
+        db.session.commit()
+        if token is None:
+            flash(_("A link was sent a moment ago. Please wait a few minutes before asking for another."), "error")
+        else:
+            notify.confirmation(to, locale, token)
+            flash(_("We have sent a new link. Only the newest link works."), "success")
+    return redirect(url_for("auth.confirm_pending"))
+
+
+def _link_invalid():
+    return render_template("auth/password_reset_invalid.html"), 400
+
+
+@bp.route("/family/confirm/<token>", methods=["GET", "POST"])
+@public
+@limiter.limit(_login_limit, methods=["POST"])
+def confirm_email(token: str):
+    """The link in the confirmation e-mail: a button (mail scanners open links; only a POST spends it).
+
+    It never signs anyone in: whoever opens the link still needs the
+    password (an account someone else created with your address stays theirs
+    to prove, not yours to be signed into).
+    """
+    key = current_app.config["SECRET_KEY"]
+    if service.peek_email_token(db.session, key, "confirm", token) is None:
+        return _link_invalid()
+    form = ResendForm()
+    if form.validate_on_submit():
+        guardian = service.confirm_email(db.session, key, token, request_id=g.get("request_id"))
+        if guardian is None:
+            db.session.rollback()
+            return _link_invalid()
+        notices = service.child_added_notices(db.session, guardian.id, service.children_ids_of(db.session, guardian.id))
+        db.session.commit()
+        notify.child_added(notices)
+        flash(_("Your e-mail address is confirmed."), "success")
+        if current_user.is_authenticated and current_user.kind == "guardian" and current_user.id == guardian.id:
+            return redirect(url_for("family.home"))
+        return redirect(url_for("auth.guardian_sign_in"))
+    return render_template("auth/confirm_email.html", form=form)
+
+
+@bp.route("/family/join/<token>", methods=["GET", "POST"])
+@public
+@limiter.limit(_login_limit, methods=["POST"])
+def join_account(token: str):
+    """The school knew this address for the child: its owner chooses the password here."""
+    key = current_app.config["SECRET_KEY"]
+    if service.peek_email_token(db.session, key, "join", token) is None:
+        return _link_invalid()
+    form = PasswordResetForm()
+    if form.validate_on_submit():
+        guardian = service.complete_join(db.session, key, token, form.password.data, request_id=g.get("request_id"))
+        if guardian is None:
+            db.session.rollback()
+            return _link_invalid()
+        notices = service.child_added_notices(db.session, guardian.id, service.children_ids_of(db.session, guardian.id))
+        db.session.commit()
+        notify.child_added(notices)
+        flash(_("Your account is ready. Please sign in."), "success")
+        return redirect(url_for("auth.guardian_sign_in"))
+    return render_template("auth/join_account.html", form=form)
+
+
+@bp.route("/family/add-child/<token>", methods=["GET", "POST"])
+@allow("guardian")
+@limiter.limit(_login_limit, methods=["POST"])
+def add_child_link(token: str):
+    """The link sent when someone registered with an address that has an account: its owner, signed in."""
+    key = current_app.config["SECRET_KEY"]
+    row = service.peek_email_token(db.session, key, "add_child", token)
+    if row is None or row.guardian_id != current_user.id:
+        return _link_invalid()
+    form = ResendForm()
+    if form.validate_on_submit():
+        child = service.complete_add_child(db.session, key, token, current_user, request_id=g.get("request_id"))
+        if child is None:
+            db.session.rollback()
+            return _link_invalid()
+        notices = service.child_added_notices(db.session, current_user.id, [child.id])
+        db.session.commit()
+        notify.child_added(notices)
+        flash(_("The child was added to your account."), "success")
+        return redirect(url_for("family.home"))
+    return render_template("auth/add_child_link.html", form=form)
 
 
 @bp.route("/family/add-child", methods=["GET", "POST"])
@@ -339,22 +449,19 @@ def guardian_add_child():
     form = AddChildForm()
     if form.validate_on_submit():
         guardian = db.session.get(Guardian, current_user.id)
-        child = service.redeem_code_for_guardian(db.session, current_app.config["SECRET_KEY"], form.code.data, guardian)
+        child = service.redeem_code_for_guardian(
+            db.session, current_app.config["SECRET_KEY"], form.code.data, guardian, request_id=g.get("request_id")
+        )
         if child is None:
             db.session.rollback()
-            form.code.errors.append(
-                _("This code cannot be used. Check it against the letter, or ask the school for a new one.")
-            )
+            form.code.errors.append(_code_unusable())
         else:
-            audit.record(db.session, current_user, "family.child_added", child_id=child.id)
+            notices = service.child_added_notices(db.session, guardian.id, [child.id])
             db.session.commit()
+            notify.child_added(notices)
             flash(_("The child was added to your account."), "success")
             return redirect(url_for("family.home"))
     return render_template("auth/add_child.html", form=form)
-
-
-def _reset_serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="guardian-password-reset")
 
 
 @bp.route("/family/password-reset", methods=["GET", "POST"])
@@ -363,22 +470,12 @@ def _reset_serializer() -> URLSafeTimedSerializer:
 def password_reset_request():
     form = PasswordResetRequestForm()
     if form.validate_on_submit():
-        guardian = db.session.query(Guardian).filter_by(email=form.email.data.strip().lower()).one_or_none()
-        if guardian is not None and guardian.password_hash:
-            token = _reset_serializer().dumps({"g": guardian.id, "h": guardian.password_hash[-16:]})
-            link = current_app.config["PUBLIC_BASE_URL"].rstrip("/") + url_for("auth.password_reset", token=token)
-            from flask_babel import force_locale
-
-            with force_locale(guardian.locale):
-                msg = mail.build_message(
-                    guardian.email,
-                    _("Mimamori: resetting your password"),
-                    render_template("auth/mail/password_reset.txt", link=link),
-                )
-            try:
-                mail.send(msg)
-            except mail.MailError:
-                pass  # the page says the same either way
+        issued = service.request_password_reset(db.session, current_app.config["SECRET_KEY"], form.email.data)
+        if issued is not None:
+            guardian, token = issued
+            to, locale = guardian.email, guardian.locale
+            db.session.commit()
+            notify.password_reset(to, locale, token)  # a failed delivery: the page says the same
         # The same answer whether or not the address has an account.
         flash(_("If that address has an account, we have sent it a link to set a new password."), "success")
         return redirect(url_for("auth.guardian_sign_in"))
@@ -387,18 +484,19 @@ def password_reset_request():
 
 @bp.route("/family/password-reset/<token>", methods=["GET", "POST"])
 @public
+@limiter.limit(_login_limit, methods=["POST"])
 def password_reset(token: str):
-    try:
-        data = _reset_serializer().loads(token, max_age=3600)
-    except (BadSignature, SignatureExpired):
-        data = None
-    guardian = db.session.get(Guardian, data["g"]) if data else None
-    if guardian is None or not guardian.password_hash or guardian.password_hash[-16:] != data["h"]:
-        return render_template("auth/password_reset_invalid.html"), 400
+    key = current_app.config["SECRET_KEY"]
+    if service.peek_email_token(db.session, key, "reset", token) is None:
+        return _link_invalid()
     form = PasswordResetForm()
     if form.validate_on_submit():
-        service.set_guardian_password(guardian, form.password.data)
-        audit.record(db.session, service.principal_for(guardian), "auth.password_reset")
+        guardian = service.complete_password_reset(
+            db.session, key, token, form.password.data, request_id=g.get("request_id")
+        )
+        if guardian is None:  # spent by a request a moment earlier
+            db.session.rollback()
+            return _link_invalid()
         db.session.commit()
         flash(_("Your password has been changed. Please sign in."), "success")
         return redirect(url_for("auth.guardian_sign_in"))

@@ -4,6 +4,7 @@ from flask_babel import lazy_gettext as _l
 
 ROLE_LABELS = {
     "guardian": _l("Guardian"),
+    "guardian_unconfirmed": _l("Guardian (e-mail not confirmed yet)"),
     "student": _l("Student"),
     "teacher": _l("Teacher"),
     "school_lead": _l("School lead"),

@@ -86,7 +86,13 @@ def issue_letters(
     days: int,
     request_id: str | None = None,
 ) -> list[Letter]:
-    """New one-time codes for every child of the class whose family has no account."""
+    """New one-time codes for every child of the class whose family has no account.
+
+    One printing of a class at a time (a row lock on the class): two leads
+    printing at the same moment would otherwise each retire only the codes
+    that existed before, and leave two valid letters per child.
+    """
+    session.execute(select(SchoolClass.id).where(SchoolClass.id == school_class.id).with_for_update())
     now = utcnow()
     children = children_without_account(session, school_class)
     if children:

@@ -162,6 +162,9 @@ class Guardian(Base):
     locale: Mapped[str] = mapped_column(String(5), default="ja")
     address: Mapped[str] = mapped_column(String(200), default="")
     registered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set when the account holder proves the address (the link e-mailed at
+    # registration). Until then the account sees no child (auth.access).
+    email_confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     login_not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)  # sign-in delay, see auth.service
     trusted_not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the same, for known browsers
@@ -203,6 +206,31 @@ class EnrolmentCode(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class EmailToken(Base):
+    """A single-use link e-mailed to a guardian's address.
+
+    ``purpose``: ``confirm`` (prove the address of a new account), ``join``
+    (the school already knows this address for the child: its owner chooses
+    the password), ``add_child`` (the address already has an account: add the
+    code's child to it) or ``reset`` (a new password). Only an HMAC digest of
+    the token is kept; :func:`portal.auth.service.consume_email_token` spends
+    it with one guarded UPDATE.
+    """
+
+    __tablename__ = "email_token"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(20))
+    token_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    guardian_id: Mapped[int] = mapped_column(ForeignKey("guardian.id", ondelete="CASCADE"), index=True)
+    child_id: Mapped[int | None] = mapped_column(ForeignKey("child.id", ondelete="CASCADE"))
+    enrolment_code_id: Mapped[int | None] = mapped_column(ForeignKey("enrolment_code.id", ondelete="CASCADE"))
+    relationship_: Mapped[str | None] = mapped_column("relationship", String(20))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
 class Staff(Base):
     __tablename__ = "staff"
 
@@ -223,6 +251,7 @@ class Staff(Base):
     trusted_not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the same, for known browsers
     session_version: Mapped[int] = mapped_column(Integer, default=1)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    previous_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # shown on the home page
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     scopes: Mapped[list[StaffScope]] = relationship(back_populates="staff", cascade="all, delete-orphan")

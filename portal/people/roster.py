@@ -60,11 +60,15 @@ class ClassRow:
 
 
 def _registered_family() -> Select:
-    """Child ids with at least one guardian who has an account."""
+    """Child ids with at least one guardian who has an account (its address proven).
+
+    An account whose address is not confirmed yet does not count: it cannot
+    see the child, and whoever made it may not be the family.
+    """
     return (
         select(GuardianChild.child_id)
         .join(Guardian, Guardian.id == GuardianChild.guardian_id)
-        .where(Guardian.password_hash.is_not(None))
+        .where(Guardian.password_hash.is_not(None), Guardian.email_confirmed_at.is_not(None))
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -16,13 +18,13 @@ from tests.conftest import (
 pytestmark = pytest.mark.browser
 
 TEXT = {
-    "ja": {"register": "アカウントを作成", "family": "わたしの家族", "not_found": "見つかりません", "staff_home": "職員ホーム", "hello": "こんにちは"},
-    "en": {"register": "Create my account", "family": "My family", "not_found": "Not found", "staff_home": "Staff home", "hello": "Hello"},
+    "ja": {"check_mail": "メールを確認してください", "confirm": "メールアドレスを確認する", "register": "アカウントを作成", "family": "わたしの家族", "not_found": "見つかりません", "staff_home": "職員ホーム", "hello": "こんにちは"},
+    "en": {"check_mail": "Check your e-mail", "confirm": "Confirm my address", "register": "Create my account", "family": "My family", "not_found": "Not found", "staff_home": "Staff home", "hello": "Hello"},
 }
 
 
 @pytest.mark.parametrize("locale", ["ja", "en"])
-def test_guardian_registers_with_enrolment_code_and_is_refused_another_family(browser_page, app, make, session, locale):
+def test_guardian_registers_with_enrolment_code_and_is_refused_another_family(browser_page, app, make, session, outbox, locale):
     child = make.child(name="見守 一花")
     other_child = make.child(name="別家 二郎")
     make.guardian(other_child)
@@ -40,6 +42,19 @@ def test_guardian_registers_with_enrolment_code_and_is_refused_another_family(br
     page.fill("#password", PASSWORD)
     page.fill("#password_again", PASSWORD)
     page.get_by_role("button", name=TEXT[locale]["register"]).click()
+    page.wait_for_url("**/family/register/sent")
+    assert page.get_by_role("heading", name=TEXT[locale]["check_mail"]).is_visible()
+    assert "見守 一花" not in page.content()
+
+    # The address is proven with the e-mailed link (through the outbox), then the family signs in.
+    (msg,) = outbox
+    link = re.search(r"https?://[^/\s]+(/family/confirm/\S+)", msg.get_content()).group(1)
+    page.goto(link)
+    page.get_by_role("button", name=TEXT[locale]["confirm"]).click()
+    page.wait_for_url("**/family/signin")
+    page.fill("#email", f"hanako-{locale}@example.invalid")
+    page.fill("#password", PASSWORD)
+    page.locator("main form button[type=submit]").click()
     page.wait_for_url("**/family/")
     assert page.locator("html").get_attribute("lang") == locale
     assert page.get_by_role("heading", name=TEXT[locale]["family"]).is_visible()

@@ -389,14 +389,18 @@ def test_enrolment_code_wrong_expired_reused_give_the_same_message_and_change_no
     assert _counts(session) == before
 
 
-def test_enrolment_code_registers_once_and_is_typed_forgivingly(app, client, make, session, post_form):
+def test_enrolment_code_registers_once_and_is_typed_forgivingly(app, client, make, session, post_form, outbox):
     child = make.child(name="見守 一花")
     code = auth.issue_enrolment_code(session, app.config["SECRET_KEY"], child)
     session.commit()
     # Lower case, spaces and full-width characters from a Japanese keyboard all work.
     typed = code.lower().replace("-", " ").replace("a", "ａ")
     r = post_form("/family/register", _registration(typed))
-    assert r.status_code == 302 and r.headers["Location"].endswith("/family/")
+    assert r.status_code == 302 and r.headers["Location"].endswith("/family/register/sent")
+    # The address is proven before the account shows the child: the e-mailed link, then sign in.
+    link = re.search(r"https?://\S+(/family/confirm/\S+)", outbox[-1].get_content()).group(1)
+    assert post_form(link, {}).headers["Location"].endswith("/family/signin")
+    _guardian_sign_in(post_form, "new@example.invalid")
     home = client.get("/family/")
     assert "見守 一花" in _html(home)
     session.expire_all()
@@ -592,10 +596,11 @@ def test_language_choice_saved_per_user(app, client, make, session, post_form):
     assert session.get(Staff, staff.id).locale == "en"
 
 
-def test_registration_does_not_reveal_which_addresses_have_an_account(app, make, session, post_form):
+def test_registration_does_not_reveal_which_addresses_have_an_account(app, make, session, post_form, outbox):
     make.guardian(make.child(), email="known@example.invalid")
     child = make.child()
     code = auth.issue_enrolment_code(session, app.config["SECRET_KEY"], child)
+    other_code = auth.issue_enrolment_code(session, app.config["SECRET_KEY"], make.child())
     session.commit()
     # Without a usable code, a known and an unknown address get the same page.
     known = _html(post_form("/family/register", _registration("ABCD-EFGH-JKLM", email="known@example.invalid")))
@@ -604,10 +609,14 @@ def test_registration_does_not_reveal_which_addresses_have_an_account(app, make,
     assert "すでに登録されています" not in known
     strip = re.compile(r'value="[^"]*"')
     assert strip.sub("", known) == strip.sub("", unknown)
-    # With a real code (the family holds the school's letter) the page helps.
+    # With a real code too: the same "check your e-mail" answer, and the code is spent either way
+    # (the holder of one letter cannot probe addresses with it). The owner of the address is told.
     r = post_form("/family/register", _registration(code, email="known@example.invalid"))
-    assert "このメールアドレスはすでに登録されています。" in _html(r)
-    assert auth.find_usable_code(session, app.config["SECRET_KEY"], code) is not None
+    r2 = post_form("/family/register", _registration(other_code, email="unknown@example.invalid"))
+    assert r.headers["Location"] == r2.headers["Location"] and r.headers["Location"].endswith("/family/register/sent")
+    assert auth.find_usable_code(session, app.config["SECRET_KEY"], code) is None
+    assert auth.find_usable_code(session, app.config["SECRET_KEY"], other_code) is None
+    assert sorted(m["To"] for m in outbox) == ["known@example.invalid", "unknown@example.invalid"]
 
 
 @pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/", "/\\evil.example", "javascript:alert(1)"])

@@ -392,7 +392,11 @@ UNSCOPED: dict[str, str] = {
     "admin.staff_edit": _STAFF_ACCOUNTS,
     "admin.staff_reset_password": _STAFF_ACCOUNTS,
     "admin.staff_reset_totp": _STAFF_ACCOUNTS,
-    "auth.password_reset": "a signed, expiring, single-use token (tests/portal/test_sign_in_security.py)",
+    "auth.password_reset": "an expiring, single-use e-mailed token, kept as a digest (tests/security/test_registration.py)",
+    "auth.confirm_email": "an expiring, single-use e-mailed token, kept as a digest (tests/security/test_registration.py)",
+    "auth.join_account": "an expiring, single-use e-mailed token, kept as a digest (tests/security/test_registration.py)",
+    "auth.add_child_link": "an e-mailed token that works only for the account it was sent to, signed in "
+                           "(tests/security/test_registration.py)",
     "consent.staff_disclosure": _STEWARD_ONLY,
     "consent.staff_request": _STEWARD_ONLY,
     "consent.staff_publish": "a purpose code, municipality-wide; data steward only",

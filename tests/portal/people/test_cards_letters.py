@@ -98,8 +98,12 @@ def test_printed_code_registers_a_guardian_and_reprinting_retires_the_old_code(a
     (old,) = letters.issue_letters(session, lead, school_setup["class_a"], secret_key="k", days=30)
     (new,) = letters.issue_letters(session, lead, school_setup["class_a"], secret_key="k", days=30)
     assert auth.find_usable_code(session, "k", old.code) is None
-    g = auth.register_guardian(session, "k", new.code, name="見守 母", email="m@example.invalid", password=PASSWORD, locale="ja")
-    assert g is not None and [link.child_id for link in g.child_links] == [kid.id]
+    reg = auth.register_guardian(session, "k", new.code, name="見守 母", email="m@example.invalid", password=PASSWORD, locale="ja")
+    g = reg.guardian
+    assert reg.outcome == "created" and [link.child_id for link in g.child_links] == [kid.id]
+    # until the address is proven the account does not count: the school can still send a letter
+    assert [lt.child_id for lt in letters.issue_letters(session, lead, school_setup["class_a"], secret_key="k", days=30)] == [kid.id]
+    assert auth.confirm_email(session, "k", reg.token) is not None
     # the family now has an account: no more letters
     assert letters.issue_letters(session, lead, school_setup["class_a"], secret_key="k", days=30) == []
     assert session.scalar(select(EnrolmentCode).where(EnrolmentCode.used_at.is_not(None))).child_id == kid.id

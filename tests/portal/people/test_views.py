@@ -114,5 +114,5 @@ def test_lead_downloads_letters_and_the_code_registers(app, make, session, login
         "code": code, "name": "見守 花子", "relationship": "mother", "email": "hanako@example.invalid",
         "password": "correct horse battery", "password_again": "correct horse battery",
     }, c=family)
-    assert r.status_code == 302 and r.headers["Location"].endswith("/family/"), r.get_data(as_text=True)[-3000:]
+    assert r.status_code == 302 and r.headers["Location"].endswith("/family/register/sent"), r.get_data(as_text=True)[-3000:]
     assert kid.id in [c.id for c in session.scalars(select(Child).where(Child.id == kid.id))]
