@@ -26,6 +26,7 @@ from flask import (
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 
+from portal import mail
 from portal.audit import service as audit
 from portal.auth import notify, service
 from portal.auth.access import ALL_ROLES, SIGNED_IN, UNCONFIRMED_GUARDIAN, allow, public
