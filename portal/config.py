@@ -52,6 +52,20 @@ def load_config(instance_path: Path, env: dict[str, str] | None = None) -> dict:
             instance_path, "encryption_key", lambda: Fernet.generate_key().decode()
         )
 
+    # The audit log's keys (portal.audit.keys): never in the database.
+    audit_key = env.get("MIMAMORI_AUDIT_KEY")
+    audit_signing_key = env.get("MIMAMORI_AUDIT_SIGNING_KEY")
+    if mode == "production" and not (audit_key and audit_signing_key):
+        raise ConfigError("MIMAMORI_AUDIT_KEY and MIMAMORI_AUDIT_SIGNING_KEY are required outside development")
+    if not audit_key or not audit_signing_key:
+        from portal.audit.keys import new_hmac_key, new_signing_key
+
+        audit_key = audit_key or _instance_secret(instance_path, "audit_key", new_hmac_key)
+        audit_signing_key = audit_signing_key or _instance_secret(instance_path, "audit_signing_key", new_signing_key)
+    sequencing = env.get("MIMAMORI_AUDIT_SEQUENCING", "deferred")
+    if sequencing not in {"deferred", "inline"}:
+        raise ConfigError(f"MIMAMORI_AUDIT_SEQUENCING must be deferred or inline, not {sequencing!r}")
+
     database_url = env.get("DATABASE_URL") or f"sqlite:///{instance_path / 'mimamori.sqlite3'}"
     if database_url.startswith("postgres://"):
         database_url = "postgresql+psycopg://" + database_url[len("postgres://") :]
@@ -67,6 +81,14 @@ def load_config(instance_path: Path, env: dict[str, str] | None = None) -> dict:
         "TESTING": mode == "testing",
         "SECRET_KEY": secret_key,
         "MIMAMORI_ENCRYPTION_KEY": enc_key,
+        "MIMAMORI_AUDIT_KEY": audit_key,
+        "MIMAMORI_AUDIT_SIGNING_KEY": audit_signing_key,
+        # Signed checkpoints of the audit log go here: point it at another volume.
+        "MIMAMORI_AUDIT_CHECKPOINT_DIR": env.get("MIMAMORI_AUDIT_CHECKPOINT_DIR") or str(instance_path / "audit-checkpoints"),
+        "MIMAMORI_AUDIT_ORIGIN": env.get("MIMAMORI_AUDIT_ORIGIN") or None,
+        # deferred: rows are written unchained and chained after commit (no lock
+        # in the request); inline: chained in the request under the chain lock (the old way).
+        "MIMAMORI_AUDIT_SEQUENCING": sequencing,
         "SQLALCHEMY_DATABASE_URI": database_url,
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "SQLALCHEMY_RECORD_QUERIES": False,
