@@ -72,6 +72,11 @@ def leaf_data(seq: int, content: bytes) -> bytes:
     return f"{seq}\n".encode() + content
 
 
+def compute_hash(prev_hash: str, ev: AuditEvent) -> str | None:
+    """The link a chained row must carry after ``prev_hash`` (needs the audit key that wrote it)."""
+    return _keys().mac(ev.key_id, link_input(prev_hash, ev.seq, ev.mac))
+
+
 def _keys() -> audit_keys.AuditKeys:
     return audit_keys.current()
 
@@ -293,6 +298,9 @@ def _sequence_after_commit(session: Session) -> None:
         return
     try:
         sequence(session.get_bind(), wait=False)
+        for obj in list(session.identity_map.values()):  # their place in the chain was just written
+            if isinstance(obj, AuditEvent):
+                session.expire(obj, ["seq", "prev_hash", "hash"])
     except OperationalError as exc:  # busy (SQLite) or the database went away: a later run chains them
         log.warning("audit sequencing postponed: %s", type(exc.orig).__name__ if exc.orig else "error")
     except Exception:  # noqa: BLE001 (the caller's work is committed; the job sequences later)
