@@ -88,9 +88,6 @@ def audit_verify(extra: tuple[str, ...]):
     result = verify(db.session, checkpoints=checkpoints)
     for path, why in bad:
         click.echo(f"checkpoint {path}: {why}")
-    if result.legacy:
-        click.echo(f"{result.legacy} rows are from before keyed chaining (unkeyed SHA-256 links): "
-                   "only checkpoints protect them")
     if result.unchained:
         click.echo(f"{result.unchained} rows are written and not chained yet (the sequencer runs every minute)")
     if result.ok and not bad:

@@ -23,8 +23,8 @@ class AuditEvent(Base):
     outside the database; ``flask --app portal audit verify`` checks all of
     it. ``detail`` never carries names or free text: ids, counts and codes only.
 
-    Rows from before keyed chaining have no ``key_id``: their ``hash`` is the
-    old unkeyed SHA-256 link, and they may only come first.
+    Migration 0002_audit sealed the rows written before keyed chaining (it
+    checked their old SHA-256 chain, then gave them MACs and keyed links).
     """
 
     __tablename__ = "audit_event"

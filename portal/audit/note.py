@@ -65,7 +65,7 @@ class Verifier:
 
 
 def parse_verifier_key(vkey: str) -> Verifier:
-    parts = vkey.strip().split("+")
+    parts = vkey.strip().split("+", 2)  # the base64 may itself hold a "+"
     if len(parts) != 3:
         raise NoteError("a verifier key looks like name+keyid+base64")
     name, hexid, b64 = parts
