@@ -23,9 +23,19 @@ def _instance_secret(instance_path: Path, name: str, make) -> str:
     path = instance_path / name
     if path.exists():
         return path.read_text().strip()
+    # Several processes may start at once (gunicorn workers): the first to
+    # link its file into place wins, the others read that one.
     value = make()
-    path.write_text(value)
-    path.chmod(0o600)
+    tmp = instance_path / f".{name}.{os.getpid()}.{secrets.token_hex(4)}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(value)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        value = path.read_text().strip()
+    finally:
+        tmp.unlink()
     return value
 
 

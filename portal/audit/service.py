@@ -10,10 +10,11 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from flask import current_app, has_app_context
+from flask import current_app, g, has_app_context, has_request_context
 from sqlalchemy import bindparam, event, func, insert, select, text, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
@@ -216,16 +217,18 @@ def record_child_reads(
 
 
 SEQUENCE_BATCH = 5000
+SEQUENCE_ROUNDS = 20  # a sequencer run ends after this many batches; the next run goes on
 
 
 def sequence(bind: Engine | Connection | Session | None = None, *, wait: bool = True) -> int:
     """Chain every committed, unchained row in order; the number chained.
 
     Runs in a short transaction of its own, after the rows' transactions have
-    committed (at each commit that wrote audit rows, by the scheduler, and
-    before verify and checkpoint). Safe with several sequencers at once: on
-    PostgreSQL they take the chain lock (``wait=False``: one that finds it
-    taken leaves the work to its holder), on SQLite ``BEGIN IMMEDIATE``; every
+    committed (after each request that wrote audit rows, by the scheduler
+    every minute, and before verify and checkpoint). Safe with several
+    sequencers at once: on PostgreSQL they take the chain lock (``wait=False``:
+    one that finds it taken leaves the work to its holder, which looks again
+    for new rows before it lets go), on SQLite ``BEGIN IMMEDIATE``; every
     update is also guarded by ``seq IS NULL`` and ``seq`` is unique. A row
     whose MAC does not verify under a configured key is left unchained: it
     was not written by the application (``audit verify`` reports it).
@@ -236,8 +239,7 @@ def sequence(bind: Engine | Connection | Session | None = None, *, wait: bool = 
     k = _keys()
     total = 0
     with engine.connect() as conn:
-        pg = conn.dialect.name == "postgresql"
-        if pg:
+        if conn.dialect.name == "postgresql":
             if wait:
                 conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": CHAIN_LOCK})
             elif not conn.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": CHAIN_LOCK}):
@@ -246,19 +248,21 @@ def sequence(bind: Engine | Connection | Session | None = None, *, wait: bool = 
         else:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         seq, prev = _head(conn)
-        after = 0
-        while True:
-            rows = conn.execute(
-                select(_T).where(_T.c.seq.is_(None), _T.c.id > after).order_by(_T.c.id).limit(SEQUENCE_BATCH)
-            ).mappings().all()
+        refused: set[int] = set()
+        for _round in range(SEQUENCE_ROUNDS):
+            # Unchained rows in id order; each round also sees rows committed since the last
+            # (PostgreSQL hands out ids at insert, not at commit: a lower id may commit later).
+            rows = [r for r in conn.execute(
+                select(_T).where(_T.c.seq.is_(None)).order_by(_T.c.id).limit(SEQUENCE_BATCH + len(refused))
+            ).mappings() if r["id"] not in refused]
             if not rows:
                 break
             updates = []
             for r in rows:
-                after = r["id"]
                 expected = k.mac(r["key_id"], row_mac_input(_canonical_row(r))) if r["key_id"] else None
                 if expected is None or r["mac"] is None or not hmac.compare_digest(expected, r["mac"]):
                     log.warning("audit row %s has no valid MAC: left unchained", r["id"])
+                    refused.add(r["id"])
                     continue
                 seq += 1
                 link = k.mac(r["key_id"], link_input(prev, seq, r["mac"]))
@@ -273,7 +277,7 @@ def sequence(bind: Engine | Connection | Session | None = None, *, wait: bool = 
                 if conn.dialect.supports_sane_multi_rowcount and res.rowcount != len(updates):
                     # another writer chained some of them (it cannot, under the lock): leave it to the next run
                     conn.rollback()
-                    return total
+                    return 0
                 total += len(updates)
         conn.commit()
     return total
@@ -285,20 +289,69 @@ def _default_engine() -> Engine:
     return db.engine
 
 
-@event.listens_for(Session, "after_commit")
-def _sequence_after_commit(session: Session) -> None:
-    """Chain what this transaction wrote, now that it is committed (never fails the caller)."""
-    if not session.info.pop("audit_unchained", False):
-        return
+class _Coalescer:
+    """One sequencer run at a time in this process; pokes during a run make it run once more.
+
+    Under load many requests commit while one sequencer runs: they are
+    chained by its next round, not by as many runs of their own.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running = False
+        self._again = False
+
+    def poke(self, engine: Engine) -> None:
+        with self._lock:
+            if self._running:
+                self._again = True
+                return
+            self._running = True
+        try:
+            while True:
+                sequence(engine, wait=False)
+                with self._lock:
+                    if not self._again:
+                        self._running = False
+                        return
+                    self._again = False
+        except BaseException:
+            with self._lock:
+                self._running = False
+            raise
+
+
+_coalescer = _Coalescer()
+
+
+def sequence_soon(engine: Engine) -> None:
+    """Chain what was just committed (never raises: the scheduler chains anything left)."""
     try:
-        sequence(session.get_bind(), wait=False)
-        for obj in list(session.identity_map.values()):  # their place in the chain was just written
-            if isinstance(obj, AuditEvent):
-                session.expire(obj, ["seq", "prev_hash", "hash"])
+        _coalescer.poke(engine)
     except OperationalError as exc:  # busy (SQLite) or the database went away: a later run chains them
         log.warning("audit sequencing postponed: %s", type(exc.orig).__name__ if exc.orig else "error")
     except Exception:  # noqa: BLE001 (the caller's work is committed; the job sequences later)
         log.exception("audit sequencing failed; the scheduler will retry")
+
+
+@event.listens_for(Session, "after_commit")
+def _sequence_after_commit(session: Session) -> None:
+    """Chain what this transaction wrote, now that it is committed.
+
+    In a request, after the response has been sent (:func:`portal.audit.init_app`
+    registers it on the response's close), so no page waits for it; elsewhere
+    (commands, jobs, tests) at once.
+    """
+    if not session.info.pop("audit_unchained", False):
+        return
+    for obj in list(session.identity_map.values()):  # their place in the chain is being written
+        if isinstance(obj, AuditEvent):
+            session.expire(obj, ["seq", "prev_hash", "hash"])
+    engine = session.get_bind()
+    if has_request_context() and g.get("audit_sequence_on_close") is not None:
+        g.audit_sequence_on_close.add(engine)
+        return
+    sequence_soon(engine)
 
 
 # -- verifying ------------------------------------------------------------------------

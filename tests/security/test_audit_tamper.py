@@ -307,8 +307,10 @@ def test_audit_keys_rotate_and_old_rows_and_checkpoints_still_verify(app, sessio
 
 
 def _chain_lock_holders(conn) -> int:
-    return conn.execute(text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = :k AND granted"),
-                        {"k": audit.CHAIN_LOCK}).scalar()
+    """Sessions of this database holding the chain lock (advisory locks are per database; others share the server)."""
+    return conn.execute(text(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = :k AND granted "
+        "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"), {"k": audit.CHAIN_LOCK}).scalar()
 
 
 def test_concurrent_requests_do_not_queue_on_the_audit_lock(app, session, make):
@@ -382,3 +384,14 @@ def test_two_sequencers_at_once_chain_every_row_once(app, session, make):
     assert not errors and sorted(counts) == [0, 200]
     assert session.scalars(select(AuditEvent.seq).order_by(AuditEvent.seq)).all() == list(range(1, 201))
     assert audit.verify(session).ok
+
+
+def test_a_page_that_writes_audit_rows_leaves_them_chained_after_its_response(app, session, make, login, client):
+    steward = make.staff("data_steward")
+    session.commit()
+    login(steward)
+    resp = client.get("/staff/audit/?action=child.read")
+    assert resp.status_code == 200
+    resp.close()  # the server has sent the response and closes it: then the sequencer runs
+    row = session.scalar(select(AuditEvent).where(AuditEvent.action == "audit.searched"))
+    assert row.seq == 1 and row.hash and row.prev_hash == audit.GENESIS
