@@ -213,6 +213,36 @@ def record_child_reads(
     return len(rows)
 
 
+def record_many(session: Session, actor: Principal, entries: list[dict]) -> int:
+    """Several audit rows in one executemany: each entry has ``action`` and optionally
+    ``child_id``, ``purpose``, ``detail``, ``request_id``, ``at`` (a backfill, such as the demo's)."""
+    if not entries:
+        return 0
+    k = _keys()
+    now = utcnow()
+    rows = []
+    for e in entries:
+        row = {
+            "at": e.get("at") or now, "actor_kind": actor.kind,
+            "actor_id": actor.id if actor.kind != "system" else None, "role": actor.role, "action": e["action"],
+            "child_id": e.get("child_id"), "purpose": e.get("purpose"), "detail": e.get("detail") or {},
+            "request_id": e.get("request_id"),
+        }
+        _authenticate(row, k)
+        rows.append(row)
+    if _inline():
+        _lock_chain(session)
+        seq, prev = _head(session)
+        for row in rows:
+            seq += 1
+            row["seq"], row["prev_hash"] = seq, prev
+            row["hash"] = prev = k.mac(row["key_id"], link_input(prev, seq, row["mac"]))
+    else:
+        _pending(session)
+    session.execute(insert(AuditEvent.__table__), rows)
+    return len(rows)
+
+
 # -- the sequencer --------------------------------------------------------------------
 
 
@@ -357,6 +387,22 @@ def _sequence_after_commit(session: Session) -> None:
 # -- verifying ------------------------------------------------------------------------
 
 
+# -- records anchored in the log ---------------------------------------------------------
+
+_anchors: dict[str, object] = {}
+
+
+def register_anchor(name: str, fn) -> None:
+    """A domain's append-only records, checked against their audit rows by ``audit verify``.
+
+    ``fn(session) -> list[str]`` returns one message per record that has no
+    matching chained audit row (inserted or altered straight in the
+    database) or per audit row whose record is gone (deleted). The audit row
+    is keyed and chained, so the record is as tamper-evident as the log.
+    """
+    _anchors[name] = fn
+
+
 @dataclass
 class Finding:
     kind: str  # gap / removed / altered / rechained / forged / unkeyed / truncated / rewritten / checkpoint
@@ -403,7 +449,9 @@ def verify(session: Session, batch: int = 5000, *, checkpoints=None, sequence_fi
     * ``forged``: a row no configured key wrote (left unchained);
     * ``truncated``: a signed checkpoint covers more rows than the log has;
     * ``rewritten``: the log's first N rows are not the N a checkpoint signed;
-    * ``checkpoint``: a checkpoint file whose signature does not verify.
+    * ``checkpoint``: a checkpoint file whose signature does not verify;
+    * ``unanchored``: a record a domain anchors in the log (:func:`register_anchor`,
+      e.g. consent events) without its audit row, or deleted from under it.
     """
     from portal.audit import checkpoint as ckpt
 
@@ -489,6 +537,9 @@ def verify(session: Session, batch: int = 5000, *, checkpoints=None, sequence_fi
         else:
             found("forged", f"row {ev.id} was not written by the application (no valid MAC under any audit key)", ev)
     session.expunge_all()
+    for name, fn in sorted(_anchors.items()):
+        for message in fn(session):
+            found("unanchored", f"{name}: {message}")
     result.ok = not findings
     if result.first_broken_id is None:
         result.intact = result.checked

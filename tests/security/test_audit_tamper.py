@@ -395,3 +395,42 @@ def test_a_page_that_writes_audit_rows_leaves_them_chained_after_its_response(ap
     resp.close()  # the server has sent the response and closes it: then the sequencer runs
     row = session.scalar(select(AuditEvent).where(AuditEvent.action == "audit.searched"))
     assert row.seq == 1 and row.hash and row.prev_hash == audit.GENESIS
+
+
+# -- the same class: records the application calls append-only are anchored in the log ----------
+
+
+def test_consent_event_forged_altered_or_deleted_in_the_database_fails_audit_verify(app, session, make):
+    from consent.models import ConsentEvent
+    from consent.testing import give_consent
+
+    child, other = make.child(), make.child()
+    make.guardian(child)
+    make.guardian(other)
+    give_consent(session, child, "wellbeing_survey")
+    give_consent(session, child, "wellbeing_survey", withdraw=True)
+    session.commit()
+    other_id = other.id
+    grant, withdrawal = session.scalars(select(ConsentEvent).order_by(ConsentEvent.id)).all()
+    grant_id, withdrawal_id = grant.id, withdrawal.id
+    assert _verify(app).exit_code == 0
+
+    # A grant for another child, copied straight into the table: that child would enter the gate.
+    _sql(session, "INSERT INTO consent_event (child_id, purpose_id, party, guardian_id, action, version, document_id, "
+                  "locale, at, recorded_at, channel) SELECT :c, purpose_id, party, NULL, action, version, document_id, "
+                  "locale, at, recorded_at, channel FROM consent_event WHERE id = :id", c=other_id, id=grant_id)
+    _sql(session, "DELETE FROM consent_event WHERE id = :id", id=withdrawal_id)  # the withdrawal, undone
+    _sql(session, "UPDATE consent_event SET version = 9 WHERE id = :id", id=grant_id)
+    res = _verify(app)
+    assert res.exit_code == 1, res.output
+    assert "[unanchored] consent: consent event" in res.output
+    assert "has no audit row" in res.output
+    assert f"consent event {withdrawal_id} was deleted" in res.output
+    assert f"consent event {grant_id} differs from its audit row" in res.output
+
+
+def test_demo_consent_history_is_anchored_in_the_audit_log(app, session):
+    res = app.test_cli_runner().invoke(args=["demo", "load"])
+    assert res.exit_code == 0, res.output
+    res = _verify(app)
+    assert res.exit_code == 0, res.output
