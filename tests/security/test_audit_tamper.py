@@ -419,6 +419,7 @@ def test_consent_event_forged_altered_or_deleted_in_the_database_fails_audit_ver
     _sql(session, "INSERT INTO consent_event (child_id, purpose_id, party, guardian_id, action, version, document_id, "
                   "locale, at, recorded_at, channel) SELECT :c, purpose_id, party, NULL, action, version, document_id, "
                   "locale, at, recorded_at, channel FROM consent_event WHERE id = :id", c=other_id, id=grant_id)
+    _sql(session, "DELETE FROM consent_pending_purge WHERE event_id = :id", id=withdrawal_id)
     _sql(session, "DELETE FROM consent_event WHERE id = :id", id=withdrawal_id)  # the withdrawal, undone
     _sql(session, "UPDATE consent_event SET version = 9 WHERE id = :id", id=grant_id)
     res = _verify(app)
