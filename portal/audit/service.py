@@ -1,8 +1,20 @@
-"""Writing and verifying the audit log.
+"""Writing, chaining and verifying the audit log.
 
 Every staff read of a child's record calls :func:`record` (usually through
 :func:`record_child_read`) in the same transaction as the read's page, so a
 page that renders has always left its row.
+
+The row is written with an HMAC of its content under the audit key (from
+the environment, never the database) and no place in the chain, so writing
+it takes no lock. :func:`sequence` chains committed rows in order (the
+chain's own gapless ``seq``, the previous link, an HMAC over both) in a
+short transaction of its own: after each request's response, every minute
+from the scheduler, and before verify and checkpoint.
+``MIMAMORI_AUDIT_SEQUENCING=inline`` chains in the request instead, under
+the chain lock held to commit (the old way; kept for the benchmark).
+:func:`verify` checks MACs, links, sequence numbers, the signed checkpoints
+(:mod:`portal.audit.checkpoint`) and the records anchored in the log
+(:func:`register_anchor`).
 """
 
 from __future__ import annotations
