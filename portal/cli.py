@@ -106,8 +106,9 @@ def audit_verify(extra: tuple[str, ...]):
         click.echo(f"the last signed checkpoint covers rows 1 to {result.covered}.")
     else:
         click.echo("no signed checkpoint covers the log yet (flask --app portal audit checkpoint).")
-    click.echo(f"WARNING: the {result.uncovered} rows written after the last checkpoint can still be cut from the end "
-               "of the log unseen by someone who can write to the database; only the next checkpoint protects them.")
+    click.echo(f"WARNING: the {result.uncovered} rows written after the last checkpoint can still be cut unseen "
+               "(from the end of the log, or taken out of the chain for the sequencer to chain the rest again) by "
+               "someone who can write to the database; only the next checkpoint protects them.")
     if not result.ok or bad:
         raise SystemExit(1)
 
