@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/morning.py [--classes 2] [--guardian-share 0.25] [--case-share 0.5]
                                       [--refreshes 10] [--clients 16] [--workers 2] [--threads 4]
-                                      [--password-hash owasp|rfc9106]
+                                      [--password-hash owasp|rfc9106] [--audit-lock]
 
 Creates a throwaway PostgreSQL database with one junior-high school: classes
 of 40 children (consent given, today's mood check-in open, a case for a
@@ -40,6 +40,13 @@ request on the same machine; ``--password-hash rfc9106`` measures the other
 set. Pages also commit before they render, so the audit chain's lock is no
 longer held while a template renders (not measured apart). Every other page
 costs 5 to 50 ms.
+
+``--audit-lock`` plays the same morning a second time, on a database seeded
+the same way, with ``MIMAMORI_AUDIT_SEQUENCING=inline``: every audit row
+chained in its request under the chain's database-wide lock, held from the
+page's first audit write to its commit (the old way), against the default
+``deferred`` (rows written unchained, no lock; a sequencer chains them
+after commit). The last line then carries both throughputs and their ratio.
 
 Passwords and PINs use the application's real argon2 parameters (the seed
 hashes one password and one PIN once and gives them to everyone, which
@@ -440,6 +447,71 @@ def counts_of(steps: list[tuple]) -> tuple[int, int]:
     return gets, posts
 
 
+def run_morning(label: str, args, sequencing: str, with_bare: bool) -> dict:
+    """Seed a fresh database, serve the application with ``sequencing`` (and the bare app), play the morning."""
+    rng = random.Random(args.seed)
+    name, url = create_database()
+    env = app_env(url, LOGIN_RATE_LIMIT="100000 per minute", MIMAMORI_PASSWORD_HASH=args.password_hash,
+                  MIMAMORI_AUDIT_SEQUENCING=sequencing)
+    procs = []
+    out: dict = {"label": label}
+    try:
+        t = time.perf_counter()
+        people = seed(url, env, args.classes, args.guardian_share, args.case_share, rng)
+        print(f"[{label}] seeded {args.classes * PER_CLASS} children, {sum(p.kind == 'guardian' for p in people)} "
+              f"visiting guardians, {sum(p.kind in ('teacher', 'lead') for p in people)} staff in "
+              f"{time.perf_counter() - t:.1f}s (MIMAMORI_AUDIT_SEQUENCING={sequencing})", flush=True)
+        app_proc, app_port = serve("portal:create_app()", env, args.workers, args.threads)
+        procs.append(app_proc)
+        steps = plan(people, args.refreshes, rng)
+        if with_bare:
+            bare_proc, bare_port = serve("bench._serve:make_bare_app()", env, args.workers, args.threads)
+            procs.append(bare_proc)
+            gets, posts = counts_of(steps)
+            bare_jobs = [(f"/read/{i}", None, "", "GET") for i in range(gets)] + [
+                (f"/insert/{i}", dict(MOOD), "", "POST") for i in range(posts)]
+            rng.shuffle(bare_jobs)
+            drive(bare_port, bare_jobs[: args.clients * 4], args.clients)
+        drive(app_port, warm_jobs(people, 3), args.clients)
+        out["load_before"] = load_average()
+        if with_bare:
+            cpu0 = server_cpu_seconds(bare_proc)
+            out["secs_bare"], out["lat_bare"], out["err_bare"] = drive(bare_port, bare_jobs, args.clients)
+            out["cpu_bare"] = server_cpu_seconds(bare_proc) - cpu0
+        cpu0 = server_cpu_seconds(app_proc)
+        out["secs_app"], out["stats"] = play(app_port, steps, args.clients)
+        out["cpu_app"] = server_cpu_seconds(app_proc) - cpu0
+    finally:
+        stop(procs)
+        drop_database(name)
+    return out
+
+
+def report(run: dict) -> dict:
+    """Print a morning's table; its figures."""
+    stats, label = run["stats"], run["label"]
+    for line in stats.first_errors:
+        print(f"[{label}] first errors: {line}", flush=True)
+    every = [x for kind in KINDS for x in stats.latencies[kind]]
+    n_app = len(every)
+    errors = sum(stats.errors.values())
+    print(f"[{label}] {'kind':<18}{'requests':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'errors':>7}")
+    figures = {}
+    for kind in KINDS:
+        lat = stats.latencies[kind]
+        if not lat:
+            continue
+        p50, p95_, p99 = (percentile(lat, q) * 1000 for q in (50, 95, 99))
+        figures[kind] = (p95_, p99)
+        print(f"[{label}] {kind:<18}{len(lat):>9}{p50:>9.1f}{p95_:>9.1f}{p99:>9.1f}{stats.errors[kind]:>7}")
+    tp = n_app / run["secs_app"]
+    p95, p99 = percentile(every, 95) * 1000, percentile(every, 99) * 1000
+    cpu_req = run["cpu_app"] * 1000 / max(1, n_app)
+    print(f"[{label}] morning (all kinds): {n_app} in {run['secs_app']:.2f}s  {tp:.1f}/s  p95 {p95:.1f} ms  "
+          f"p99 {p99:.1f} ms  errors {errors}  server CPU {run['cpu_app']:.1f}s ({cpu_req:.1f} ms a request)")
+    return {"rps": tp, "p95": p95, "p99": p99, "cpu_req": cpu_req, "n": n_app, "errors": errors, "figures": figures}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--classes", type=int, default=2, help="classes of 40 children, one homeroom teacher each")
@@ -452,75 +524,48 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--password-hash", choices=("owasp", "rfc9106"), default="owasp",
                         help="the argon2 parameter set (MIMAMORI_PASSWORD_HASH) of the seed and the servers")
+    parser.add_argument("--audit-lock", action="store_true",
+                        help="also play the same morning with the audit chain's lock held from a page's first audit "
+                             "write to its commit (MIMAMORI_AUDIT_SEQUENCING=inline, the old way), and compare")
     args = parser.parse_args()
 
-    rng = random.Random(args.seed)
-    name, url = create_database()
-    env = app_env(url, LOGIN_RATE_LIMIT="100000 per minute", MIMAMORI_PASSWORD_HASH=args.password_hash)
-    procs = []
-    try:
-        t = time.perf_counter()
-        people = seed(url, env, args.classes, args.guardian_share, args.case_share, rng)
-        print(f"seeded {args.classes * PER_CLASS} children, {sum(p.kind == 'guardian' for p in people)} visiting guardians, "
-              f"{sum(p.kind in ('teacher', 'lead') for p in people)} staff in {time.perf_counter() - t:.1f}s", flush=True)
-        app_proc, app_port = serve("portal:create_app()", env, args.workers, args.threads)
-        procs.append(app_proc)
-        bare_proc, bare_port = serve("bench._serve:make_bare_app()", env, args.workers, args.threads)
-        procs.append(bare_proc)
-
-        steps = plan(people, args.refreshes, rng)
-        gets, posts = counts_of(steps)
-        bare_jobs = [(f"/read/{i}", None, "", "GET") for i in range(gets)] + [
-            (f"/insert/{i}", dict(MOOD), "", "POST") for i in range(posts)]
-        rng.shuffle(bare_jobs)
-        drive(bare_port, bare_jobs[: args.clients * 4], args.clients)
-        drive(app_port, warm_jobs(people, 3), args.clients)
-        load_before = load_average()
-        cpu0 = server_cpu_seconds(bare_proc)
-        secs_bare, lat_bare, err_bare = drive(bare_port, bare_jobs, args.clients)
-        cpu_bare = server_cpu_seconds(bare_proc) - cpu0
-        cpu0 = server_cpu_seconds(app_proc)
-        secs_app, stats = play(app_port, steps, args.clients)
-        cpu_app = server_cpu_seconds(app_proc) - cpu0
-        for line in stats.first_errors:
-            print(f"first errors: {line}", flush=True)
-
-        every = [x for kind in KINDS for x in stats.latencies[kind]]
-        n_app = len(every)
-        errors = sum(stats.errors.values())
-        print(f"{'kind':<18}{'requests':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'errors':>7}")
-        figures = {}
-        for kind in KINDS:
-            lat = stats.latencies[kind]
-            if not lat:
-                continue
-            p50, p95_, p99 = (percentile(lat, q) * 1000 for q in (50, 95, 99))
-            figures[kind] = (p95_, p99)
-            print(f"{kind:<18}{len(lat):>9}{p50:>9.1f}{p95_:>9.1f}{p99:>9.1f}{stats.errors[kind]:>7}")
-        tp_app, tp_bare = n_app / secs_app, len(lat_bare) / secs_bare
-        app95, app99 = percentile(every, 95) * 1000, percentile(every, 99) * 1000
-        bare95, bare99 = percentile(lat_bare, 95) * 1000, percentile(lat_bare, 99) * 1000
-        print(f"morning (all kinds): {n_app} in {secs_app:.2f}s  {tp_app:.1f}/s  p95 {app95:.1f} ms  p99 {app99:.1f} ms  errors {errors}")
-        print(f"bare Flask:          {len(lat_bare)} in {secs_bare:.2f}s  {tp_bare:.1f}/s  p95 {bare95:.1f} ms  "
-              f"p99 {bare99:.1f} ms  errors {err_bare}")
-        cpu_req_app, cpu_req_bare = cpu_app * 1000 / max(1, n_app), cpu_bare * 1000 / max(1, len(lat_bare))
-        print(f"server CPU: morning {cpu_app:.1f}s ({cpu_req_app:.1f} ms a request), bare {cpu_bare:.1f}s "
-              f"({cpu_req_bare:.1f} ms a request)")
-        print(f"ratio (morning / bare): throughput {tp_app / tp_bare:.3f}, p95 {app95 / bare95:.2f}x, p99 {app99 / bare99:.2f}x")
-        print(f"load average (1/5/15 min) before the measured runs {load_before}, after {load_average()}")
-        per_kind = " ".join(f"{k}_p95_ms={v[0]:.1f} {k}_p99_ms={v[1]:.1f}" for k, v in figures.items())
-        print(
-            f"morning_rps={tp_app:.1f} morning_p95_ms={app95:.1f} morning_p99_ms={app99:.1f} "
-            f"bare_rps={tp_bare:.1f} bare_p95_ms={bare95:.1f} bare_p99_ms={bare99:.1f} "
-            f"throughput_ratio={tp_app / tp_bare:.3f} p95_ratio={app95 / bare95:.3f} p99_ratio={app99 / bare99:.3f} "
-            f"server_cpu_ms_per_request={cpu_req_app:.1f} bare_server_cpu_ms_per_request={cpu_req_bare:.1f} "
-            f"{per_kind} requests={n_app} errors={errors + err_bare} children={args.classes * PER_CLASS} "
-            f"clients={args.clients} workers={args.workers} threads={args.threads} password_hash={args.password_hash} "
-            f"load1={os.getloadavg()[0]:.1f}"
+    run = run_morning("deferred", args, "deferred", with_bare=True)
+    app = report(run)
+    tp_bare, lat_bare, err_bare = len(run["lat_bare"]) / run["secs_bare"], run["lat_bare"], run["err_bare"]
+    bare95, bare99 = percentile(lat_bare, 95) * 1000, percentile(lat_bare, 99) * 1000
+    cpu_req_bare = run["cpu_bare"] * 1000 / max(1, len(lat_bare))
+    print(f"bare Flask:          {len(lat_bare)} in {run['secs_bare']:.2f}s  {tp_bare:.1f}/s  p95 {bare95:.1f} ms  "
+          f"p99 {bare99:.1f} ms  errors {err_bare}  server CPU {run['cpu_bare']:.1f}s ({cpu_req_bare:.1f} ms a request)")
+    print(f"ratio (morning / bare): throughput {app['rps'] / tp_bare:.3f}, p95 {app['p95'] / bare95:.2f}x, "
+          f"p99 {app['p99'] / bare99:.2f}x")
+    print(f"load average (1/5/15 min) before the measured runs {run['load_before']}, after {load_average()}")
+    audit_pairs = ""
+    errors = app["errors"] + err_bare
+    if args.audit_lock:
+        locked = report(run_morning("inline", args, "inline", with_bare=False))
+        errors += locked["errors"]
+        print(f"audit sequencing: deferred {app['rps']:.1f}/s p95 {app['p95']:.1f} ms, inline (chain lock to commit) "
+              f"{locked['rps']:.1f}/s p95 {locked['p95']:.1f} ms: deferred / inline throughput "
+              f"{app['rps'] / locked['rps']:.3f}, p95 {app['p95'] / locked['p95']:.3f}")
+        audit_pairs = (
+            f"audit_deferred_rps={app['rps']:.1f} audit_inline_rps={locked['rps']:.1f} "
+            f"audit_deferred_p95_ms={app['p95']:.1f} audit_inline_p95_ms={locked['p95']:.1f} "
+            f"audit_deferred_p99_ms={app['p99']:.1f} audit_inline_p99_ms={locked['p99']:.1f} "
+            f"audit_inline_cpu_ms_per_request={locked['cpu_req']:.1f} "
+            f"audit_throughput_ratio_deferred_over_inline={app['rps'] / locked['rps']:.3f} "
+            f"audit_p95_ratio_deferred_over_inline={app['p95'] / locked['p95']:.3f} "
         )
-    finally:
-        stop(procs)
-        drop_database(name)
+    per_kind = " ".join(f"{k}_p95_ms={v[0]:.1f} {k}_p99_ms={v[1]:.1f}" for k, v in app["figures"].items())
+    print(
+        f"morning_rps={app['rps']:.1f} morning_p95_ms={app['p95']:.1f} morning_p99_ms={app['p99']:.1f} "
+        f"bare_rps={tp_bare:.1f} bare_p95_ms={bare95:.1f} bare_p99_ms={bare99:.1f} "
+        f"throughput_ratio={app['rps'] / tp_bare:.3f} p95_ratio={app['p95'] / bare95:.3f} "
+        f"p99_ratio={app['p99'] / bare99:.3f} "
+        f"server_cpu_ms_per_request={app['cpu_req']:.1f} bare_server_cpu_ms_per_request={cpu_req_bare:.1f} "
+        f"{per_kind} requests={app['n']} errors={errors} children={args.classes * PER_CLASS} "
+        f"clients={args.clients} workers={args.workers} threads={args.threads} password_hash={args.password_hash} "
+        f"{audit_pairs}load1={os.getloadavg()[0]:.1f}"
+    )
 
 
 if __name__ == "__main__":

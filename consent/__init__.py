@@ -17,6 +17,11 @@ def init_app(app) -> None:
     nav.register(_l("Data requests"), "consent.staff_requests", [Role.data_steward.value], 52)
     nav.register(_l("Consent coverage"), "consent.staff_coverage", [Role.data_steward.value, Role.coordinator.value], 53)
 
+    from consent.anchor import check
+    from portal.audit.service import register_anchor
+
+    register_anchor("consent", check)
+
     try:
         from portal.scheduler import register_job
     except ImportError:  # the scheduler is optional

@@ -84,3 +84,16 @@ def load(session, ctx) -> None:
             )
     session.add_all(events)
     session.flush()
+    # Each event has its audit row, as one recorded through the service has
+    # (consent.anchor: `audit verify` holds every consent event to it).
+    from portal.audit.service import record_many
+    from portal.auth.principal import SYSTEM
+
+    id_of = {p.id: code for code, p in purposes.items()}
+    record_many(session, SYSTEM, [
+        {"action": f"consent.{ev.action.value}", "child_id": ev.child_id, "purpose": id_of[ev.purpose_id],
+         "at": ev.recorded_at,
+         "detail": {"event_id": ev.id, "party": ev.party.value, "version": ev.version, "channel": ev.channel.value,
+                    "backfill": True}}
+        for ev in events
+    ])

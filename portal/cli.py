@@ -71,13 +71,78 @@ def audit_group():
 
 
 @audit_group.command("verify")
-def audit_verify():
-    """Check the hash chain; report the first broken link."""
+@click.option("--checkpoint", "extra", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Also hold the log to this checkpoint (e.g. one kept from the stewards' e-mail).")
+def audit_verify(extra: tuple[str, ...]):
+    """Check the whole log: MACs, links, sequence numbers, and every signed checkpoint."""
+    from portal.audit import checkpoint as ckpt
+    from portal.audit import note
     from portal.audit.service import verify
 
-    result = verify(db.session)
-    if result.ok:
-        click.echo(f"audit log intact: {result.checked} rows checked")
-        return
-    click.echo(f"audit log BROKEN at row {result.first_broken_id}: {result.reason} ({result.checked} rows intact before it)")
-    raise SystemExit(1)
+    checkpoints, bad = ckpt.load_all()
+    for path in extra:
+        try:
+            checkpoints.append(ckpt.read_file(path))
+        except (note.NoteError, UnicodeDecodeError) as exc:
+            bad.append((ckpt.Path(path), str(exc)))
+    result = verify(db.session, checkpoints=checkpoints)
+    for path, why in bad:
+        click.echo(f"checkpoint {path}: {why}")
+    if result.unchained:
+        click.echo(f"{result.unchained} rows are written and not chained yet (the sequencer runs every minute)")
+    if result.ok and not bad:
+        click.echo(f"audit log intact: {result.checked} rows checked, sequence 1 to {result.tree_size} without gaps, "
+                   f"{result.checkpoints} signed checkpoints match")
+    else:
+        first = result.findings[0] if result.findings else None
+        if first is not None and first.id is not None:
+            click.echo(f"audit log BROKEN at row {first.id}: {first.message} "
+                       f"({result.intact} rows intact before it; {len(result.findings)} problems in {result.checked} rows)")
+        else:
+            click.echo(f"audit log BROKEN: {len(result.findings) + len(bad)} problems")
+        for f in result.findings:
+            click.echo(f"  [{f.kind}] {f.message}")
+    if result.covered:
+        click.echo(f"the last signed checkpoint covers rows 1 to {result.covered}.")
+    else:
+        click.echo("no signed checkpoint covers the log yet (flask --app portal audit checkpoint).")
+    click.echo(f"WARNING: the {result.uncovered} rows written after the last checkpoint can still be cut unseen "
+               "(from the end of the log, or taken out of the chain for the sequencer to chain the rest again) by "
+               "someone who can write to the database; only the next checkpoint protects them.")
+    if not result.ok or bad:
+        raise SystemExit(1)
+
+
+@audit_group.command("checkpoint")
+@click.option("--no-mail", is_flag=True, help="Do not e-mail the checkpoint to the data stewards.")
+def audit_checkpoint(no_mail: bool):
+    """Verify the log, then sign a checkpoint, store it and e-mail it to the data stewards."""
+    from portal.audit.checkpoint import AuditLogBroken, write
+
+    try:
+        written = write(db.session, mail=not no_mail)
+    except AuditLogBroken as exc:
+        click.echo(f"{exc}; run flask --app portal audit verify", err=True)
+        raise SystemExit(1) from None
+    if written.path is None:
+        click.echo(f"the log has not grown since the last checkpoint ({written.size} rows); nothing written")
+    else:
+        click.echo(f"checkpoint of {written.size} rows written to {written.path}, mailed to {written.mailed} data stewards")
+    click.echo(written.text, nl=False)
+
+
+@audit_group.command("public-key")
+def audit_public_key():
+    """Print the verifier key(s) of the checkpoint signing key(s), in signed-note form (give them to the stewards)."""
+    from portal.audit.keys import current
+
+    for vkey in current().verifier_keys():
+        click.echo(vkey)
+
+
+@audit_group.command("sequence")
+def audit_sequence():
+    """Chain every committed, unchained row now (the scheduler does this every minute)."""
+    from portal.audit.service import sequence
+
+    click.echo(f"{sequence(db.engine, wait=True)} rows chained")

@@ -23,9 +23,19 @@ def _instance_secret(instance_path: Path, name: str, make) -> str:
     path = instance_path / name
     if path.exists():
         return path.read_text().strip()
+    # Several processes may start at once (gunicorn workers): the first to
+    # link its file into place wins, the others read that one.
     value = make()
-    path.write_text(value)
-    path.chmod(0o600)
+    tmp = instance_path / f".{name}.{os.getpid()}.{secrets.token_hex(4)}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(value)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        value = path.read_text().strip()
+    finally:
+        tmp.unlink()
     return value
 
 
@@ -71,6 +81,19 @@ def load_config(instance_path: Path, env: dict[str, str] | None = None) -> dict:
     enc_parts = {k.strip() for k in enc_key.split(",") if k.strip()}
     if any(k.strip() in enc_parts for k in backup_key.split(",")):
         raise ConfigError("MIMAMORI_BACKUP_KEY must not reuse a key of MIMAMORI_ENCRYPTION_KEY")
+    # The audit log's keys (portal.audit.keys): never in the database.
+    audit_key = env.get("MIMAMORI_AUDIT_KEY")
+    audit_signing_key = env.get("MIMAMORI_AUDIT_SIGNING_KEY")
+    if mode == "production" and not (audit_key and audit_signing_key):
+        raise ConfigError("MIMAMORI_AUDIT_KEY and MIMAMORI_AUDIT_SIGNING_KEY are required outside development")
+    if not audit_key or not audit_signing_key:
+        from portal.audit.keys import new_hmac_key, new_signing_key
+
+        audit_key = audit_key or _instance_secret(instance_path, "audit_key", new_hmac_key)
+        audit_signing_key = audit_signing_key or _instance_secret(instance_path, "audit_signing_key", new_signing_key)
+    sequencing = env.get("MIMAMORI_AUDIT_SEQUENCING", "deferred")
+    if sequencing not in {"deferred", "inline"}:
+        raise ConfigError(f"MIMAMORI_AUDIT_SEQUENCING must be deferred or inline, not {sequencing!r}")
 
     database_url = env.get("DATABASE_URL") or f"sqlite:///{instance_path / 'mimamori.sqlite3'}"
     if database_url.startswith("postgres://"):
@@ -88,6 +111,14 @@ def load_config(instance_path: Path, env: dict[str, str] | None = None) -> dict:
         "SECRET_KEY": secret_key,
         "MIMAMORI_ENCRYPTION_KEY": enc_key,
         "MIMAMORI_BACKUP_KEY": backup_key,
+        "MIMAMORI_AUDIT_KEY": audit_key,
+        "MIMAMORI_AUDIT_SIGNING_KEY": audit_signing_key,
+        # Signed checkpoints of the audit log go here: point it at another volume.
+        "MIMAMORI_AUDIT_CHECKPOINT_DIR": env.get("MIMAMORI_AUDIT_CHECKPOINT_DIR") or str(instance_path / "audit-checkpoints"),
+        "MIMAMORI_AUDIT_ORIGIN": env.get("MIMAMORI_AUDIT_ORIGIN") or None,
+        # deferred: rows are written unchained and chained after commit (no lock
+        # in the request); inline: chained in the request under the chain lock (the old way).
+        "MIMAMORI_AUDIT_SEQUENCING": sequencing,
         "SQLALCHEMY_DATABASE_URI": database_url,
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "SQLALCHEMY_RECORD_QUERIES": False,

@@ -72,7 +72,8 @@ def verify_chain(session: Session, principal: Principal, *, request_id: str | No
     result = service.verify(session)
     service.record(
         session, principal, "audit.verified",
-        detail={"ok": result.ok, "checked": result.checked, "first_broken_id": result.first_broken_id},
+        detail={"ok": result.ok, "checked": result.checked, "first_broken_id": result.first_broken_id,
+                "problems": len(result.findings), "covered": result.covered},
         request_id=request_id,
     )
     return result

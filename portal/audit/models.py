@@ -9,12 +9,22 @@ from portal.orm import Base, UTCDateTime
 
 
 class AuditEvent(Base):
-    """One audited action. Rows are never updated or deleted.
+    """One audited action. Rows are never updated or deleted (once chained).
 
-    ``hash`` = SHA-256 over the previous row's hash and this row's canonical
-    content, so any edit, deletion or reordering breaks the chain from that
-    row on (``flask --app portal audit verify``). ``detail`` never carries
-    names or free text: ids, counts and codes only.
+    A row is written with ``mac``, an HMAC of its content under the audit key
+    of id ``key_id`` (a key from the environment, never in the database), so
+    nobody holding only the database can forge one. The sequencer
+    (:func:`portal.audit.service.sequence`) chains it after its transaction
+    commits: ``seq`` is the chain's own gapless number (1, 2, 3, ...; the
+    primary key's sequence leaves gaps on rollback and orders by start, not
+    commit), ``prev_hash`` the previous row's ``hash``, and ``hash`` an HMAC
+    over ``prev_hash``, ``seq`` and ``mac``. Signed checkpoints of the log's
+    Merkle tree head (``flask --app portal audit checkpoint``) are kept
+    outside the database; ``flask --app portal audit verify`` checks all of
+    it. ``detail`` never carries names or free text: ids, counts and codes only.
+
+    Migration 0004_audit sealed the rows written before keyed chaining (it
+    checked their old SHA-256 chain, then gave them MACs and keyed links).
     """
 
     __tablename__ = "audit_event"
@@ -32,8 +42,12 @@ class AuditEvent(Base):
     purpose: Mapped[str | None] = mapped_column(String(60))
     detail: Mapped[dict] = mapped_column(JSON, default=dict)
     request_id: Mapped[str | None] = mapped_column(String(40))
-    prev_hash: Mapped[str] = mapped_column(String(64))
-    hash: Mapped[str] = mapped_column(String(64), unique=True)
+    key_id: Mapped[str | None] = mapped_column(String(16))
+    mac: Mapped[str | None] = mapped_column(String(64))
+    # Set by the sequencer, in chain order (NULL: written, not chained yet).
+    seq: Mapped[int | None] = mapped_column(Integer, unique=True)
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    hash: Mapped[str | None] = mapped_column(String(64), unique=True)
 
 
 class AuditLogIsAppendOnly(RuntimeError):

@@ -51,8 +51,13 @@ def verify():
     result = browse.verify_chain(db.session, current_user, request_id=g.get("request_id"))
     db.session.commit()
     if result.ok:
-        flash(_("The audit chain is intact: %(n)d entries checked.", n=result.checked), "success")
-    else:
+        flash(_("The audit chain is intact: %(n)d entries checked, and the signed checkpoints match. "
+                "The %(u)d entries written after the last checkpoint can still be removed unseen until the next one.",
+                n=result.checked, u=result.uncovered), "success")
+    elif result.first_broken_id is not None:
         flash(_("The audit chain is broken at entry %(id)d (%(n)d entries before it are intact). Report this to the security officer.",
-                id=result.first_broken_id, n=result.checked), "error")
+                id=result.first_broken_id, n=result.intact), "error")
+    else:
+        flash(_("The audit log failed its check: %(k)d problems, such as entries removed after a signed checkpoint. "
+                "Report this to the security officer.", k=len(result.findings)), "error")
     return redirect(url_for("audit.log"))

@@ -14,6 +14,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import select, text
 
 from portal.audit import service as audit
+from portal.audit.keys import new_hmac_key, new_signing_key
 from portal.audit.models import AuditEvent
 from portal.auth import service as auth
 from portal.config import ConfigError, load_config
@@ -109,6 +110,8 @@ def _production_env(**extra) -> dict[str, str]:
         "SECRET_KEY": "a-long-random-production-secret",
         "MIMAMORI_ENCRYPTION_KEY": Fernet.generate_key().decode(),
         "MIMAMORI_BACKUP_KEY": generate_backup_key(),
+        "MIMAMORI_AUDIT_KEY": new_hmac_key(),
+        "MIMAMORI_AUDIT_SIGNING_KEY": new_signing_key(),
         "DATABASE_URL": "postgresql://mimamori@db.example.invalid/mimamori",
     }
     env.update(extra)
@@ -149,13 +152,14 @@ def test_development_cookies_work_over_plain_http(tmp_path):
     assert cfg["SESSION_COOKIE_HTTPONLY"] is True
 
 
-@pytest.mark.parametrize("missing", ["SECRET_KEY", "MIMAMORI_ENCRYPTION_KEY", "MIMAMORI_BACKUP_KEY"])
+@pytest.mark.parametrize("missing", ["SECRET_KEY", "MIMAMORI_ENCRYPTION_KEY", "MIMAMORI_BACKUP_KEY",
+                                     "MIMAMORI_AUDIT_KEY", "MIMAMORI_AUDIT_SIGNING_KEY"])
 def test_production_requires_secret_key(tmp_path, missing):
     for value in (None, ""):
         with pytest.raises(ConfigError, match=missing):
             load_config(tmp_path, _production_env(**{missing: value}))
-    assert not (tmp_path / "secret_key").exists() and not (tmp_path / "encryption_key").exists()
-    assert not (tmp_path / "backup_key").exists()
+    assert not any((tmp_path / n).exists()
+                   for n in ("secret_key", "encryption_key", "backup_key", "audit_key", "audit_signing_key"))
 
 
 def test_development_secret_key_is_generated_once_and_private(tmp_path):
@@ -165,7 +169,9 @@ def test_development_secret_key_is_generated_once_and_private(tmp_path):
     assert first["MIMAMORI_ENCRYPTION_KEY"] == second["MIMAMORI_ENCRYPTION_KEY"]
     assert first["MIMAMORI_BACKUP_KEY"] == second["MIMAMORI_BACKUP_KEY"]
     assert first["MIMAMORI_BACKUP_KEY"] != first["MIMAMORI_ENCRYPTION_KEY"]
-    for name in ("secret_key", "encryption_key", "backup_key"):
+    assert first["MIMAMORI_AUDIT_KEY"] == second["MIMAMORI_AUDIT_KEY"]
+    assert first["MIMAMORI_AUDIT_SIGNING_KEY"] == second["MIMAMORI_AUDIT_SIGNING_KEY"]
+    for name in ("secret_key", "encryption_key", "backup_key", "audit_key", "audit_signing_key"):
         mode = stat.S_IMODE((tmp_path / name).stat().st_mode)
         assert mode == 0o600, oct(mode)
 

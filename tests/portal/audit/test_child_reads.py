@@ -20,14 +20,15 @@ def test_list_reads_write_one_row_per_child_in_the_chain(app, make, session):
     session.commit()
 
     assert written == 3  # a child listed twice is one read
-    rows = session.scalars(select(AuditEvent).order_by(AuditEvent.id)).all()
+    rows = session.scalars(select(AuditEvent).order_by(AuditEvent.seq)).all()
     reads = [r for r in rows if r.action == "child.read"]
     assert [r.child_id for r in reads] == ids
     assert {(r.actor_kind, r.actor_id, r.role, r.purpose, r.request_id) for r in reads} == {
         ("staff", teacher.id, "teacher", "wellbeing_survey", "req-1")
     }
     assert all(r.detail == {"view": "surveys.class_today"} for r in reads)
-    # Each row's hash is what a single record() would have computed over the stored row.
+    # Each row's hash is what a single record() would have computed over the stored row, in sequence.
+    assert [r.seq for r in rows] == [1, 2, 3, 4, 5]
     prev = audit.GENESIS
     for r in rows:
         assert r.prev_hash == prev and r.hash == audit.compute_hash(prev, r)
