@@ -476,9 +476,12 @@ def test_a_large_backup_is_streamed_in_chunks_and_round_trips(app, session, demo
 def test_backup_key_is_its_own_key_required_in_production_and_checked(tmp_path):
     from cryptography.fernet import Fernet
 
+    from portal.audit.keys import new_hmac_key, new_signing_key
+
     enc = Fernet.generate_key().decode()
     base = {"MIMAMORI_ENV": "production", "SECRET_KEY": "x" * 40, "MIMAMORI_ENCRYPTION_KEY": enc,
-            "DATABASE_URL": "postgresql://m@db.example.invalid/m"}
+            "DATABASE_URL": "postgresql://m@db.example.invalid/m",
+            "MIMAMORI_AUDIT_KEY": new_hmac_key(), "MIMAMORI_AUDIT_SIGNING_KEY": new_signing_key()}
     with pytest.raises(ConfigError, match="MIMAMORI_BACKUP_KEY is required"):
         load_config(tmp_path, base)
     with pytest.raises(ConfigError, match="must not reuse a key of MIMAMORI_ENCRYPTION_KEY"):
