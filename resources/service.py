@@ -20,6 +20,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import Select, and_, delete, or_, select
 from sqlalchemy.orm import Session, selectinload
 
+from portal import once
 from portal.audit import service as audit
 from portal.auth.principal import Principal
 from portal.i18n import TOKYO
@@ -224,21 +225,20 @@ def data_from_service(service: Service) -> ServiceData:
 
 
 def publish(session: Session, actor: Principal, service: Service, *, today: date | None = None) -> None:
-    if service.status == ServiceStatus.published:
+    if service.status == ServiceStatus.published or not once.claim(
+            session, Service, service.id, Service.status != ServiceStatus.published,
+            status=ServiceStatus.published, published_at=utcnow(), archived_at=None,
+            last_verified_on=today or _today()):
         raise ResourceError(_l("This entry is already published."))
-    service.status = ServiceStatus.published
-    service.published_at = utcnow()
-    service.archived_at = None
-    service.last_verified_on = today or _today()
     session.flush()
     audit.record(session, actor, "resources.service_published", detail={"service_id": service.id})
 
 
 def archive(session: Session, actor: Principal, service: Service) -> None:
-    if service.status == ServiceStatus.archived:
+    if service.status == ServiceStatus.archived or not once.claim(
+            session, Service, service.id, Service.status != ServiceStatus.archived,
+            status=ServiceStatus.archived, archived_at=utcnow()):
         raise ResourceError(_l("This entry is already archived."))
-    service.status = ServiceStatus.archived
-    service.archived_at = utcnow()
     session.flush()
     audit.record(session, actor, "resources.service_archived", detail={"service_id": service.id})
 

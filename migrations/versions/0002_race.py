@@ -1,0 +1,27 @@
+"""single-use races: at most one active screening rule set
+
+Revision ID: 0002_race
+Revises: 0001
+"""
+from alembic import op
+import sqlalchemy as sa
+
+
+# revision identifiers, used by Alembic.
+revision = "0002_race"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    with op.batch_alter_table("screening_rule_set", schema=None) as batch_op:
+        batch_op.create_index(
+            "uq_screening_rule_set_one_active", ["status"], unique=True,
+            postgresql_where=sa.text("status = 'active'"), sqlite_where=sa.text("status = 'active'"),
+        )
+
+
+def downgrade():
+    with op.batch_alter_table("screening_rule_set", schema=None) as batch_op:
+        batch_op.drop_index("uq_screening_rule_set_one_active")
