@@ -587,7 +587,8 @@ def save_purpose(
         raise ConsentError(_l("Enter a title in Japanese."))
     purpose.retention_days = int(retention_days)
     purpose.child_from_grade = int(child_from_grade)
-    session.flush()
+    if not once.flush_unique(session):  # the same new purpose sent twice at once
+        raise ConsentError(_l("A purpose with this code already exists."))
     audit.record(session, actor, "consent.purpose_saved", purpose=purpose.code,
                  detail={"retention_days": purpose.retention_days, "child_from_grade": purpose.child_from_grade})
     return purpose

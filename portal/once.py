@@ -11,6 +11,10 @@ done yet" and both do it. Instead the change itself carries the check:
   commit, then re-checks its WHERE on the new row and matches nothing; on
   SQLite writers are serialised and the second sees the first's change.
   The loser is told in words (the caller raises its domain's error).
+- :func:`flush_unique` writes a new row whose key must be unique (a staff
+  e-mail address, a purpose code) and says whether it went in: of two
+  double-submitted forms, the second meets the unique constraint and is told
+  in words instead of getting a server error.
 - :func:`lock` takes the row's write lock before the state is read, for a
   step that must read before it writes (one open case per child, one
   version number per purpose). On PostgreSQL ``SELECT … FOR UPDATE``; on
@@ -24,6 +28,7 @@ current; the caller re-reads what it decides on (``populate_existing``).
 from __future__ import annotations
 
 from sqlalchemy import select, text, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 
@@ -59,3 +64,13 @@ def lock(session: Session, model, row_id: int) -> bool:
 def fresh(session: Session, model, row_id: int):
     """The row as it is now (after :func:`lock`), not as this session first loaded it."""
     return session.scalar(select(model).where(model.__table__.c.id == row_id).execution_options(populate_existing=True))
+
+
+def flush_unique(session: Session) -> bool:
+    """Flush the pending new rows in a savepoint; False (and nothing written) when a unique key was taken."""
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError:
+        return False
+    return True

@@ -455,6 +455,23 @@ def _consent_withdrawal(env: Env) -> Shot:
                 count(ConsentEvent, ConsentEvent.child_id == child.id, ConsentEvent.action == Action.withdraw))
 
 
+@race("paper consent form recorded once (entered twice at once)")
+def _consent_paper(env: Env) -> Shot:
+    from consent.models import ConsentEvent
+    from consent.testing import ensure_purposes
+
+    ensure_purposes(env.session)
+    child = env.make.child()
+    env.make.guardian(child)
+    a, b = env.make.staff(Role.data_steward), env.make.staff(Role.data_steward)
+    day = utcnow().date() - timedelta(days=1)
+    return Shot([a, b] * (N // 2), "/staff/consent/paper",
+                {"one-student_no": child.student_no, "one-party": "guardian", "one-signer": "",
+                 "one-purpose": "wellbeing_survey", "one-action": "grant", "one-signed_on": day.isoformat(),
+                 "one-form_no": "A-1"},
+                "/staff/consent/paper", count(ConsentEvent, ConsentEvent.child_id == child.id))
+
+
 @race("data request made once from a double-submitted form")
 def _data_request_made(env: Env) -> Shot:
     from consent.models import DataRequest
@@ -489,6 +506,31 @@ def _consent_published(env: Env) -> Shot:
     return Shot([steward] * N, page, {"title_ja": "新しい版", "body_ja": "本文", "child_body_ja": "", "title_en": "",
                                       "body_en": "", "child_body_en": "", "old_consent": "stands", "confirm": "y"}, page,
                 lambda s: count(ConsentVersion, ConsentVersion.purpose_id == pid)(s) - 1)
+
+
+@race("consent purpose created once from a double-submitted form")
+def _consent_purpose_created(env: Env) -> Shot:
+    from consent.models import ConsentPurpose
+
+    steward = env.make.staff(Role.data_steward)
+    page = "/staff/consent/purposes/new"
+    return Shot([steward] * N, page, {"code": "after_school_club", "title_ja": "放課後クラブ", "summary_ja": "説明",
+                                      "retention_days": "0", "child_from_grade": "7"}, page,
+                count(ConsentPurpose, ConsentPurpose.code == "after_school_club"))
+
+
+# -- staff accounts ---------------------------------------------------------------------------------
+
+
+@race("staff account created once from a double-submitted form")
+def _staff_created(env: Env) -> Shot:
+    from portal.people.models import Staff
+
+    admin = env.make.staff(Role.administrator)
+    page = "/staff/admin/staff/new"
+    return Shot([admin] * N, page, {"name": "新任 先生", "email": "new.teacher@example.invalid", "role": "coordinator",
+                                    "locale": "ja"}, page,
+                count(Staff, Staff.email == "new.teacher@example.invalid"))
 
 
 # -- surveys --------------------------------------------------------------------------------------
@@ -611,13 +653,18 @@ def test_single_use_value_happens_once_under_parallel_requests(name, app, live_s
         assert a.status < 500, f"{name}: a request got {a.status}"
     session.expire_all()
     assert shot.happened(session) == 1, f"{name}: happened {shot.happened(session)} times from {len(answers)} requests"
-    # Every one of the N was answered with words, in the visitor's language (Japanese here).
+    # Every one of the N was answered with words, in the visitor's language (Japanese here); only
+    # the one that did it may show its result instead (a new account's temporary password).
+    silent = []
     for a in answers:
         if shot.extra.get("done_page") and a.url.endswith(shot.extra["done_page"]):
             continue
         said = _messages(a.text)
-        assert said, f"{name}: an answer ({a.status} {a.url}) says nothing"
+        if not said:
+            silent.append(f"{a.status} {a.url}")
+            continue
         assert any(_JAPANESE.search(text) for _k, text in said), f"{name}: not in Japanese: {said}"
+    assert len(silent) <= 1, f"{name}: answers that say nothing: {silent}"
 
 
 # -- the table is complete -----------------------------------------------------------------------------
