@@ -14,7 +14,7 @@ done yet" and both do it. Instead the change itself carries the check:
 - :func:`flush_unique` writes a new row whose key must be unique (a staff
   e-mail address, a purpose code) and says whether it went in: of two
   double-submitted forms, the second meets the unique constraint and is told
-  in words instead of getting a server error.
+  in words instead of getting a server error (the transaction rolls back).
 - :func:`lock` takes the row's write lock before the state is read, for a
   step that must read before it writes (one open case per child, one
   version number per purpose). On PostgreSQL ``SELECT … FOR UPDATE``; on
@@ -67,10 +67,13 @@ def fresh(session: Session, model, row_id: int):
 
 
 def flush_unique(session: Session) -> bool:
-    """Flush the pending new rows in a savepoint; False (and nothing written) when a unique key was taken."""
+    """Flush the pending new rows; False when a unique key was taken meanwhile.
+
+    On False the transaction is spoiled: the caller raises its domain's error and the view rolls
+    back, as every view does on one (no savepoint: SQLite's driver would commit at its release).
+    """
     try:
-        with session.begin_nested():
-            session.flush()
+        session.flush()
     except IntegrityError:
         return False
     return True

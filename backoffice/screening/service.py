@@ -394,16 +394,16 @@ def approve_rule_set(session: Session, actor: Principal, rule_set_id: int, note:
     # Retire the active version, then claim this one (still submitted, not by its author): of two
     # approvals at once, of this version or of two versions, one wins; a unique index on the
     # active status keeps a second active version out whatever the timing.
+    # (On the unique index's refusal the transaction is spoiled: the caller rolls back, as on any refusal.)
     try:
-        with session.begin_nested():
-            session.execute(
-                update(RuleSet).where(RuleSet.status == RuleSetStatus.active, RuleSet.id != rs.id)
-                .values(status=RuleSetStatus.retired, retired_at=now).execution_options(synchronize_session=False)
-            )
-            won = once.claim(session, RuleSet, rs.id, RuleSet.status == RuleSetStatus.submitted,
-                             RuleSet.author_staff_id != actor.id,
-                             status=RuleSetStatus.active, rules=rules, approved_by_staff_id=actor.id,
-                             approved_at=now, review_note=(note or "").strip()[:500])
+        session.execute(
+            update(RuleSet).where(RuleSet.status == RuleSetStatus.active, RuleSet.id != rs.id)
+            .values(status=RuleSetStatus.retired, retired_at=now).execution_options(synchronize_session=False)
+        )
+        won = once.claim(session, RuleSet, rs.id, RuleSet.status == RuleSetStatus.submitted,
+                         RuleSet.author_staff_id != actor.id,
+                         status=RuleSetStatus.active, rules=rules, approved_by_staff_id=actor.id,
+                         approved_at=now, review_note=(note or "").strip()[:500])
     except IntegrityError:
         won = False
     if not won:

@@ -559,6 +559,19 @@ def _checkin(env: Env) -> Shot:
     return shot
 
 
+@race("closed day added once from a double-submitted form")
+def _closed_day(env: Env) -> Shot:
+    from surveys.models import ClosedDay
+
+    school = env.make.school()
+    a = env.make.staff(Role.school_lead, schools=[school])
+    b = env.make.staff(Role.coordinator)
+    day = (utcnow() + timedelta(days=30)).date().isoformat()
+    page = "/staff/surveys/closed-days"
+    return Shot([a, b] * (N // 2), page, {"school_id": str(school.id), "start": day, "end": day, "reason": "創立記念日"},
+                page, count(ClosedDay, ClosedDay.school_id == school.id))
+
+
 # -- resources: campaigns ---------------------------------------------------------------------------
 
 
