@@ -346,8 +346,15 @@ def family_ages(session: Session, guardian_id: int, today: date | None = None) -
 
 
 def toggle_favourite(session: Session, principal: Principal, service: Service) -> bool:
-    """Save or unsave; returns True when the service is now a favourite."""
-    existing = session.scalar(select(Favourite).where(
+    """Save or unsave; returns True when the service is now a favourite.
+
+    Two clicks at once are two toggles one after the other (the owner's row lock), never a
+    duplicate row or a row deleted twice (a server error).
+    """
+    from portal.people.models import Child, Guardian
+
+    once.lock(session, Guardian if principal.kind == "guardian" else Child, principal.id)
+    existing = session.scalar(select(Favourite).execution_options(populate_existing=True).where(
         Favourite.owner_kind == principal.kind, Favourite.owner_id == principal.id, Favourite.service_id == service.id))
     if existing:
         session.delete(existing)

@@ -79,6 +79,14 @@ class Race:
 
 RACES: dict[str, Race] = {}
 
+# Single-use values tested by their owners' modules, not here (issue 12):
+#   enrolment code (enrolment_code.used_at) ............ "reg": registration
+#   e-mail confirmation token .......................... "reg": registration
+#   password-reset token ............................... "reg": registration
+#   TOTP step (staff.totp_last_step) ................... "signin": staff sign-in
+#   student card token ................................. "signin": student card
+#   help alert acknowledgement and escalation .......... "help": help alerts
+
 
 def race(name: str, *columns: str):
     def register(fn):
