@@ -490,12 +490,17 @@ def school_staff(session: Session, school_id: int, roles=None) -> list[Staff]:
 
 
 def set_attendees(session: Session, actor: Principal, meeting_id: int, staff_ids: list[int], others: str | None) -> Meeting:
+    once.lock(session, Meeting, meeting_id)  # two saves at once: one after the other, never a half-replaced list
     m = get_meeting(session, actor, meeting_id)
     allowed = {s.id for s in school_staff(session, m.school_id)}
     unknown = set(staff_ids) - allowed
     if unknown:
         raise CaseworkError(_l("Only staff of this school can be recorded as attendees."), "attendees")
-    m.attendees = [MeetingAttendee(staff_id=sid) for sid in sorted(set(staff_ids))]
+    # Keep the rows of those still attending (a new row for the same person would be inserted
+    # before the old one is deleted, and meet the unique constraint).
+    wanted = set(staff_ids)
+    m.attendees = [a for a in m.attendees if a.staff_id in wanted] + [
+        MeetingAttendee(staff_id=sid) for sid in sorted(wanted - {a.staff_id for a in m.attendees})]
     m.other_attendees = _text(others, "other_attendees")
     session.flush()
     audit.record(session, actor, "casework.meeting_attendees", detail={"meeting_id": m.id, "count": len(m.attendees)})

@@ -235,6 +235,19 @@ def _case_listed(env: Env) -> Shot:
                 f"/staff/cases/meetings/{m.id}", count(MeetingItem, MeetingItem.case_id == w.case.id))
 
 
+@race("meeting attendees saved by two leads at once (one list, no server error)")
+def _meeting_attendees(env: Env) -> Shot:
+    from backoffice.casework.models import MeetingAttendee
+
+    w = _casework(env)
+    m = _meeting(env, w, listed=False)
+    shot = Shot([w.lead, w.lead2] * (N // 2), f"/staff/cases/meetings/{m.id}",
+                {"attendees": [str(w.lead.id), str(w.teacher.id)], "other_attendees": "", "submit_attendees": "1"},
+                f"/staff/cases/meetings/{m.id}",
+                lambda s: count(MeetingAttendee, MeetingAttendee.meeting_id == m.id)(s) // 2)
+    return shot
+
+
 @race("case closed (two leads at once)", "casework_case.closed_at")
 def _case_closed(env: Env) -> Shot:
     w = _casework(env, decided=True)
