@@ -159,6 +159,11 @@ class ScreeningModel(Base):
     """A trained model: its parameters as JSON (no pickles), its card and its switch."""
 
     __tablename__ = "screening_model"
+    __table_args__ = (
+        # At most one model on, whatever two stewards do at the same moment.
+        Index("uq_screening_model_one_enabled", "enabled", unique=True,
+              postgresql_where=text("enabled"), sqlite_where=text("enabled")),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     algorithm: Mapped[str] = mapped_column(String(40))
