@@ -21,6 +21,7 @@ from consent.models import (
     RequestKind,
     RequestStatus,
 )
+from portal import once
 from portal.audit import service as audit
 from portal.audit.service import reads_of_child
 from portal.auth.principal import Principal
@@ -62,6 +63,7 @@ def create_request(
         raise service.ConsentError(_l("Choose the purpose whose use should stop."))
     if kind == RequestKind.correction and not details.strip():
         raise service.ConsentError(_l("Tell us what is wrong and what it should say."))
+    once.lock(session, Child, child_id)  # a double-submitted form makes one request: the second sees the first
     open_same = session.scalar(
         select(DataRequest.id).where(
             DataRequest.child_id == child_id,
@@ -139,6 +141,11 @@ def answer_request(
         raise service.ConsentError(_l("Choose an outcome."))
     if not outcome.strip():
         raise service.ConsentError(_l("Write the outcome the family will read."))
+    # One answer: the update that records it matches only a request still open (two stewards at once).
+    if not once.claim(session, DataRequest, req.id, DataRequest.status == RequestStatus.open,
+                      status=status, outcome=outcome.strip(), handled_by_staff_id=actor.id, closed_at=utcnow(),
+                      disclosure_ready=status == RequestStatus.completed and req.kind == RequestKind.disclosure):
+        raise service.AlreadyRecorded(_l("This request was already answered."))
     if status == RequestStatus.completed and req.kind == RequestKind.stop_use and req.purpose_id:
         purpose = session.get(ConsentPurpose, req.purpose_id)
         last = service.latest_event(session, req.child_id, purpose.id, Party.guardian)
@@ -146,11 +153,6 @@ def answer_request(
             service.record_event(
                 session, actor, req.child_id, purpose, Party.guardian, Action.withdraw, channel=Channel.data_request
             )
-    req.status = status
-    req.outcome = outcome.strip()
-    req.handled_by_staff_id = actor.id
-    req.closed_at = utcnow()
-    req.disclosure_ready = status == RequestStatus.completed and req.kind == RequestKind.disclosure
     session.flush()
     audit.record(
         session,

@@ -30,6 +30,7 @@ from consent.models import (
     PurgeStatus,
     document_hash,
 )
+from portal import once
 from portal.audit import service as audit
 from portal.auth.principal import SYSTEM, Principal
 from portal.i18n import TOKYO
@@ -131,6 +132,13 @@ def document_for(session: Session, purpose: ConsentPurpose, locale: str) -> Cons
     return docs.get(locale) or docs.get("ja") or next(iter(docs.values()), None)
 
 
+def _same_texts(version: ConsentVersion, texts: dict[str, tuple[str, str, str]]) -> bool:
+    """Whether ``texts`` are word for word the documents of ``version`` (every locale)."""
+    docs = {d.locale: (d.title, d.body, d.child_body) for d in version.documents}
+    wanted = {loc: (t.strip(), b.strip(), (c or "").strip()) for loc, (t, b, c) in texts.items()}
+    return docs == wanted
+
+
 def publish_version(
     session: Session,
     actor: Principal,
@@ -149,7 +157,12 @@ def publish_version(
         raise ConsentError(_l("A version needs a title and a text, at least in Japanese."))
     if not material:
         old_consent = OldConsent.stands
+    # The purpose's lock before its latest number is read: a double-submitted form publishes once.
+    once.lock(session, ConsentPurpose, purpose.id)
     previous = current_version(session, purpose.id)
+    if previous is not None and _same_texts(previous, texts):
+        raise AlreadyRecorded(_l("This text is already the current version (the form may have been sent twice). "
+                                 "Nothing more was published."))
     number = (previous.version + 1) if previous else 1
     version = ConsentVersion(
         purpose_id=purpose.id,
@@ -212,8 +225,12 @@ def is_guardian_of(session: Session, guardian_id: int, child_id: int) -> bool:
 
 
 def _lock_child(session: Session, child_id: int) -> None:
-    """Serialise consent changes for one child (PostgreSQL row lock; SQLite serialises writers)."""
-    session.execute(select(Child.id).where(Child.id == child_id).with_for_update())
+    """Serialise consent changes for one child: a double-submitted form records one event.
+
+    The child's row lock (on SQLite the database's write lock) is taken before the latest
+    event is read, so the second of two submissions sees the first's event.
+    """
+    once.lock(session, Child, child_id)
 
 
 def record_event(
@@ -570,7 +587,8 @@ def save_purpose(
         raise ConsentError(_l("Enter a title in Japanese."))
     purpose.retention_days = int(retention_days)
     purpose.child_from_grade = int(child_from_grade)
-    session.flush()
+    if not once.flush_unique(session):  # the same new purpose sent twice at once
+        raise ConsentError(_l("A purpose with this code already exists."))
     audit.record(session, actor, "consent.purpose_saved", purpose=purpose.code,
                  detail={"retention_days": purpose.retention_days, "child_from_grade": purpose.child_from_grade})
     return purpose

@@ -31,7 +31,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from portal import mail
+from portal import mail, once
 from portal.audit import service as audit
 from portal.auth.principal import Principal
 from portal.i18n import TOKYO
@@ -132,6 +132,10 @@ def _validate(session: Session, data: CampaignData) -> None:
 
 def save_campaign(session: Session, actor: Principal, data: CampaignData, campaign: Campaign | None = None) -> Campaign:
     """Create or edit a draft (a scheduled campaign goes back to draft when edited)."""
+    if campaign is not None:
+        # Its lock, and its state as it is now: a campaign sent a moment ago is not edited back to a draft.
+        once.lock(session, Campaign, campaign.id)
+        session.refresh(campaign)
     if campaign is not None and campaign.status == CampaignStatus.sent:
         raise CampaignError(_l("This campaign has already been sent and cannot be changed."))
     _validate(session, data)
@@ -169,17 +173,19 @@ def schedule(session: Session, actor: Principal, campaign: Campaign, when: datet
         raise CampaignError(_l("This campaign has already been sent: it is never sent twice."))
     if not campaign.resources:
         raise CampaignError(_l("Choose at least one resource."))
-    campaign.status = CampaignStatus.scheduled
-    campaign.scheduled_for = when or utcnow()
+    # Guarded: a campaign sent by another click a moment ago is not put back to "scheduled" (and sent again).
+    if not once.claim(session, Campaign, campaign.id, Campaign.status != CampaignStatus.sent,
+                      status=CampaignStatus.scheduled, scheduled_for=when or utcnow()):
+        raise CampaignError(_l("This campaign has already been sent: it is never sent twice."))
     session.flush()
     audit.record(session, actor, "resources.campaign_scheduled", detail={"campaign_id": campaign.id})
 
 
 def unschedule(session: Session, actor: Principal, campaign: Campaign) -> None:
-    if campaign.status != CampaignStatus.scheduled:
+    if campaign.status != CampaignStatus.scheduled or not once.claim(
+            session, Campaign, campaign.id, Campaign.status == CampaignStatus.scheduled,
+            status=CampaignStatus.draft, scheduled_for=None):
         raise CampaignError(_l("Only a scheduled campaign can be put back to draft."))
-    campaign.status = CampaignStatus.draft
-    campaign.scheduled_for = None
     session.flush()
     audit.record(session, actor, "resources.campaign_unscheduled", detail={"campaign_id": campaign.id})
 
@@ -444,6 +450,7 @@ def stats(session: Session, campaign_id: int) -> dict:
 
 def failed_emails_to_letters(session: Session, actor: Principal, campaign: Campaign) -> int:
     """Print a letter for every family whose e-mail failed (nobody left out)."""
+    once.lock(session, Campaign, campaign.id)  # of two clicks at once, the second finds the letters made
     failed = session.execute(
         select(Delivery.guardian_id, Delivery.locale).where(
             Delivery.campaign_id == campaign.id, Delivery.channel == Channel.email, Delivery.status == DeliveryStatus.failed)

@@ -20,6 +20,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import Select, and_, delete, or_, select
 from sqlalchemy.orm import Session, selectinload
 
+from portal import once
 from portal.audit import service as audit
 from portal.auth.principal import Principal
 from portal.i18n import TOKYO
@@ -224,21 +225,20 @@ def data_from_service(service: Service) -> ServiceData:
 
 
 def publish(session: Session, actor: Principal, service: Service, *, today: date | None = None) -> None:
-    if service.status == ServiceStatus.published:
+    if service.status == ServiceStatus.published or not once.claim(
+            session, Service, service.id, Service.status != ServiceStatus.published,
+            status=ServiceStatus.published, published_at=utcnow(), archived_at=None,
+            last_verified_on=today or _today()):
         raise ResourceError(_l("This entry is already published."))
-    service.status = ServiceStatus.published
-    service.published_at = utcnow()
-    service.archived_at = None
-    service.last_verified_on = today or _today()
     session.flush()
     audit.record(session, actor, "resources.service_published", detail={"service_id": service.id})
 
 
 def archive(session: Session, actor: Principal, service: Service) -> None:
-    if service.status == ServiceStatus.archived:
+    if service.status == ServiceStatus.archived or not once.claim(
+            session, Service, service.id, Service.status != ServiceStatus.archived,
+            status=ServiceStatus.archived, archived_at=utcnow()):
         raise ResourceError(_l("This entry is already archived."))
-    service.status = ServiceStatus.archived
-    service.archived_at = utcnow()
     session.flush()
     audit.record(session, actor, "resources.service_archived", detail={"service_id": service.id})
 
@@ -346,8 +346,15 @@ def family_ages(session: Session, guardian_id: int, today: date | None = None) -
 
 
 def toggle_favourite(session: Session, principal: Principal, service: Service) -> bool:
-    """Save or unsave; returns True when the service is now a favourite."""
-    existing = session.scalar(select(Favourite).where(
+    """Save or unsave; returns True when the service is now a favourite.
+
+    Two clicks at once are two toggles one after the other (the owner's row lock), never a
+    duplicate row or a row deleted twice (a server error).
+    """
+    from portal.people.models import Child, Guardian
+
+    once.lock(session, Guardian if principal.kind == "guardian" else Child, principal.id)
+    existing = session.scalar(select(Favourite).execution_options(populate_existing=True).where(
         Favourite.owner_kind == principal.kind, Favourite.owner_id == principal.id, Favourite.service_id == service.id))
     if existing:
         session.delete(existing)

@@ -18,6 +18,7 @@ from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from consent.gate import consented_child_ids
+from portal import once
 from portal.audit import service as audit
 from portal.auth.access import current_year_id_subquery
 from portal.auth.principal import Principal
@@ -77,6 +78,7 @@ def add_closed_days(session: Session, actor: Principal, school_id: int, start: d
         raise ScheduleError(_l("The last day is before the first day."))
     if (end - start).days > 366:
         raise ScheduleError(_l("A closed period can be at most a year long."))
+    once.lock(session, School, school_id)  # a double-submitted form: the second finds the days already closed
     existing = set(
         session.scalars(select(ClosedDay.day).where(ClosedDay.school_id == school_id, ClosedDay.day.between(start, end)))
     )
@@ -186,6 +188,8 @@ def _validate(session: Session, data: ScheduleInput, *, exclude_id: int | None =
     school = session.get(School, data.school_id)
     if school is None:
         raise ScheduleError(_l("Choose a school."))
+    # The school's lock before the overlap check: two schedules sent at once cannot both pass it.
+    once.lock(session, School, school.id)
     try:
         inst = instruments.get(data.instrument_code)
     except KeyError:

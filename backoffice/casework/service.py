@@ -45,6 +45,7 @@ from backoffice.casework.models import (
     ReferralTarget,
     SupportPlan,
 )
+from portal import once
 from portal.audit import service as audit
 from portal.auth.access import (
     can_see_child,
@@ -55,7 +56,7 @@ from portal.auth.access import (
 from portal.auth.principal import Principal
 from portal.i18n import TOKYO
 from portal.orm import utcnow
-from portal.people.models import Enrolment, Role, SchoolClass, Staff, StaffScope
+from portal.people.models import Child, Enrolment, Role, SchoolClass, Staff, StaffScope
 
 PURPOSE = "casework"  # the audit purpose of reads
 SHARE_PURPOSE = "share_with_partners"
@@ -118,18 +119,24 @@ def visible_case_ids(principal: Principal) -> Select:
     return q
 
 
-def _case(session: Session, principal: Principal, case_id: int) -> Case:
+def _case(session: Session, principal: Principal, case_id: int, *, for_update: bool = False) -> Case:
+    """A case this person may see. ``for_update``: a step that changes it holds the case's row lock
+    first and reads the case as it is now, so two people deciding at once are one after the other
+    (the second is told the case changed, :class:`Conflict`, or that the step is done already)."""
     q = select(Case).where(Case.id == case_id, Case.id.in_(visible_case_ids(principal))).options(
         joinedload(Case.child), joinedload(Case.school), joinedload(Case.teacher))
+    if for_update:
+        once.lock(session, Case, case_id)
+        q = q.execution_options(populate_existing=True)
     case = session.scalar(q)
     if case is None:
         raise NotFound(case_id)
     return case
 
 
-def _lead_case(session: Session, principal: Principal, case_id: int) -> Case:
+def _lead_case(session: Session, principal: Principal, case_id: int, *, for_update: bool = False) -> Case:
     """A case of one of this school lead's schools."""
-    case = _case(session, principal, case_id)
+    case = _case(session, principal, case_id, for_update=for_update)
     if principal.role != Role.school_lead or not _in_school(session, principal, case.school_id):
         raise NotFound(case_id)
     return case
@@ -261,7 +268,10 @@ def open_case(
     """
     if actor.kind == "staff" and not can_see_child(session, actor, child_id):
         raise NotFound(child_id)
-    existing = session.scalar(select(Case).where(Case.child_id == child_id, Case.status.in_(OPEN_STATUSES)))
+    # One open case per child: whoever opens it holds the child's row lock while looking for one.
+    once.lock(session, Child, child_id)
+    existing = session.scalar(select(Case).where(Case.child_id == child_id, Case.status.in_(OPEN_STATUSES))
+                              .execution_options(populate_existing=True))
     if existing is not None:
         changed = False
         if flag_id is not None and existing.flag_id is None:
@@ -356,7 +366,7 @@ def assess(session: Session, actor: Principal, case_id: int, expected_version: i
            data: AssessmentData, today: date | None = None) -> Assessment:
     """The teacher's assessment, ending in a proposal for the school."""
     today = today or tokyo_today()
-    case = _case(session, actor, case_id)
+    case = _case(session, actor, case_id, for_update=True)
     if actor.role not in (Role.teacher, Role.school_lead):
         raise NotFound(case_id)
     if case.status == CaseStatus.closed:
@@ -480,12 +490,17 @@ def school_staff(session: Session, school_id: int, roles=None) -> list[Staff]:
 
 
 def set_attendees(session: Session, actor: Principal, meeting_id: int, staff_ids: list[int], others: str | None) -> Meeting:
+    once.lock(session, Meeting, meeting_id)  # two saves at once: one after the other, never a half-replaced list
     m = get_meeting(session, actor, meeting_id)
     allowed = {s.id for s in school_staff(session, m.school_id)}
     unknown = set(staff_ids) - allowed
     if unknown:
         raise CaseworkError(_l("Only staff of this school can be recorded as attendees."), "attendees")
-    m.attendees = [MeetingAttendee(staff_id=sid) for sid in sorted(set(staff_ids))]
+    # Keep the rows of those still attending (a new row for the same person would be inserted
+    # before the old one is deleted, and meet the unique constraint).
+    wanted = set(staff_ids)
+    m.attendees = [a for a in m.attendees if a.staff_id in wanted] + [
+        MeetingAttendee(staff_id=sid) for sid in sorted(wanted - {a.staff_id for a in m.attendees})]
     m.other_attendees = _text(others, "other_attendees")
     session.flush()
     audit.record(session, actor, "casework.meeting_attendees", detail={"meeting_id": m.id, "count": len(m.attendees)})
@@ -506,8 +521,8 @@ def cases_ready_for_meeting(session: Session, actor: Principal, school_id: int) 
 
 
 def list_case(session: Session, actor: Principal, meeting_id: int, case_id: int) -> MeetingItem:
+    case = _case(session, actor, case_id, for_update=True)
     m = get_meeting(session, actor, meeting_id)
-    case = _case(session, actor, case_id)
     if case.school_id != m.school_id:
         raise NotFound(case_id)
     if case.status == CaseStatus.closed:
@@ -528,11 +543,11 @@ def decide(session: Session, actor: Principal, meeting_id: int, case_id: int, ex
     from backoffice.casework import flags
 
     today = today or tokyo_today()
+    case = _case(session, actor, case_id, for_update=True)  # first: the meeting is read after the lock
     m = get_meeting(session, actor, meeting_id)
     item = next((i for i in m.items if i.case_id == case_id), None)
     if item is None:
         raise NotFound(case_id)
-    case = _case(session, actor, case_id)
     if case.status == CaseStatus.closed:
         raise CaseworkError(_l("This case is closed: no decision can be recorded on it. Reopen it first."))
     if item.decision is not None:
@@ -601,7 +616,7 @@ def save_plan(session: Session, actor: Principal, case_id: int, expected_version
               today: date | None = None) -> SupportPlan:
     """Make or change the support plan: goals, actions with owner and due date, a review date."""
     today = today or tokyo_today()
-    case = _case(session, actor, case_id)
+    case = _case(session, actor, case_id, for_update=True)
     if actor.role not in PLAN_ROLES:
         raise NotFound(case_id)
     if case.status == CaseStatus.closed:
@@ -666,9 +681,9 @@ def complete_action(session: Session, actor: Principal, action_id: int) -> PlanA
         raise NotFound(action_id)
     if case.status == CaseStatus.closed:
         raise CaseworkError(_l("This case is closed."))
-    if act.done_at is not None:
+    if act.done_at is not None or not once.claim(session, PlanAction, act.id, PlanAction.done_at.is_(None),
+                                                  done_at=utcnow()):
         raise CaseworkError(_l("This action is already done."))
-    act.done_at = utcnow()
     _event(session, actor, case, "action_done", detail={"action_id": act.id})
     session.flush()
     return act
@@ -682,7 +697,8 @@ def refer(session: Session, actor: Principal, case_id: int, target: str, *, rece
     """Refer the child; outside the school only with the family's share_with_partners consent."""
     from consent.gate import is_consented
 
-    case = _lead_case(session, actor, case_id)
+    # The case's lock: of two leads referring at once, the second sees the first's open referral.
+    case = _lead_case(session, actor, case_id, for_update=True)
     if case.status == CaseStatus.closed:
         raise CaseworkError(_l("This case is closed: no referral can be made. Reopen it first."))
     if case.status not in (CaseStatus.decided, CaseStatus.plan_active, CaseStatus.under_review):
@@ -756,8 +772,11 @@ def respond(session: Session, actor: Principal, referral_id: int, accept: bool, 
     note = _text(note, "note")
     if not accept and not note:
         raise CaseworkError(_l("Please say why the referral is rejected."), "note")
-    r.status = ReferralStatus.accepted if accept else ReferralStatus.rejected
-    r.response_note, r.responded_at, r.responded_by_id = note, utcnow(), actor.id
+    # One answer: the update that records it matches only a referral still waiting for one.
+    if not once.claim(session, Referral, r.id, Referral.status == ReferralStatus.in_progress,
+                      status=ReferralStatus.accepted if accept else ReferralStatus.rejected,
+                      response_note=note, responded_at=utcnow(), responded_by_id=actor.id):
+        raise CaseworkError(_l("This referral has already been answered."))
     _event(session, actor, case, "referral_accepted" if accept else "referral_rejected", detail={"referral_id": r.id})
     notify(session, r.created_by_id, "referral_answer", case, {"accepted": accept})
     session.flush()
@@ -770,16 +789,17 @@ def finish_referral(session: Session, actor: Principal, referral_id: int, *, rev
     if revoke:
         if not lead:
             raise NotFound(referral_id)
-        if r.status not in OPEN_REFERRAL:
+        if r.status not in OPEN_REFERRAL or not once.claim(
+                session, Referral, r.id, Referral.status.in_(OPEN_REFERRAL),
+                status=ReferralStatus.revoked, closed_at=utcnow()):
             raise CaseworkError(_l("Only an open referral can be revoked."))
-        r.status = ReferralStatus.revoked
     else:
         if not (lead or _may_answer(session, actor, r, case)):
             raise NotFound(referral_id)
-        if r.status != ReferralStatus.accepted:
+        if r.status != ReferralStatus.accepted or not once.claim(
+                session, Referral, r.id, Referral.status == ReferralStatus.accepted,
+                status=ReferralStatus.done, closed_at=utcnow()):
             raise CaseworkError(_l("Only an accepted referral can be marked done."))
-        r.status = ReferralStatus.done
-    r.closed_at = utcnow()
     _event(session, actor, case, "referral_revoked" if revoke else "referral_done", detail={"referral_id": r.id})
     session.flush()
     return r
@@ -809,7 +829,7 @@ def referrals_to(session: Session, actor: Principal) -> list[tuple[Referral, Cas
 
 
 def start_review(session: Session, actor: Principal, case_id: int, expected_version: int | None) -> Case:
-    case = _lead_case(session, actor, case_id)
+    case = _lead_case(session, actor, case_id, for_update=True)
     if case.status == CaseStatus.closed:
         raise CaseworkError(_l("This case is closed. Reopen it first."))
     if case.status not in (CaseStatus.plan_active, CaseStatus.decided):
@@ -823,7 +843,7 @@ def start_review(session: Session, actor: Principal, case_id: int, expected_vers
 def continue_after_review(session: Session, actor: Principal, case_id: int, expected_version: int | None,
                           review_date: date | None, today: date | None = None) -> Case:
     today = today or tokyo_today()
-    case = _lead_case(session, actor, case_id)
+    case = _lead_case(session, actor, case_id, for_update=True)
     if case.status != CaseStatus.under_review:
         raise CaseworkError(_l("This case is not under review."))
     _check_version(case, expected_version)
@@ -841,7 +861,7 @@ def close_case(session: Session, actor: Principal, case_id: int, expected_versio
                note: str | None = None) -> Case:
     from backoffice.casework import flags
 
-    case = _lead_case(session, actor, case_id)
+    case = _lead_case(session, actor, case_id, for_update=True)
     if case.status == CaseStatus.closed:
         raise CaseworkError(_l("This case is already closed."))
     _check_version(case, expected_version)
@@ -875,11 +895,12 @@ def close_case(session: Session, actor: Principal, case_id: int, expected_versio
 def reopen_case(session: Session, actor: Principal, case_id: int, expected_version: int | None,
                 today: date | None = None) -> Case:
     today = today or tokyo_today()
-    case = _lead_case(session, actor, case_id)
+    case = _lead_case(session, actor, case_id, for_update=True)
     if case.status != CaseStatus.closed:
         raise CaseworkError(_l("Only a closed case can be reopened."))
     if case.close_reason == CloseReason.consent_withdrawn:
         raise CaseworkError(_l("This case was closed because consent was withdrawn; it cannot be reopened."))
+    once.lock(session, Child, case.child_id)  # one open case per child, as in open_case
     other = session.scalar(select(Case.id).where(Case.child_id == case.child_id, Case.status.in_(OPEN_STATUSES)))
     if other is not None:
         raise CaseworkError(_l("This child already has an open case."))

@@ -25,10 +25,11 @@ from pathlib import Path
 
 from flask import Flask
 from flask_babel import force_locale
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from backoffice.linkage.models import ImportJob
+from portal import once
 from portal.auth.principal import Principal
 from portal.orm import utcnow
 from portal.scheduler import holder_is_gone, this_process
@@ -86,6 +87,19 @@ def upload_path(instance_path: str, digest: str) -> Path:
 
 def create_job(session: Session, actor: Principal, source: str, digest: str, filename: str | None,
                rows_total: int | None, locale: str) -> ImportJob:
+    """A job for an uploaded file; a confirmation sent twice (a double click) gets the job already
+    waiting or running for the same file, so the file is imported once (the person's row lock
+    orders the two)."""
+    from portal.people.models import Staff
+
+    once.lock(session, Staff, actor.id)
+    waiting = session.scalar(
+        select(ImportJob).where(ImportJob.actor_id == actor.id, ImportJob.source == source,
+                                ImportJob.file_sha256 == digest, ImportJob.status.in_(("queued", "running")))
+        .order_by(ImportJob.id).limit(1).execution_options(populate_existing=True)
+    )
+    if waiting is not None:
+        return waiting
     job = ImportJob(source=source, filename=(filename or "")[:255], file_sha256=digest, rows_total=rows_total,
                     locale=locale[:5], actor_id=actor.id, status="queued", phase="queued", runner=this_process())
     session.add(job)

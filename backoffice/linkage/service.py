@@ -17,6 +17,7 @@ from backoffice.linkage.models import (
     ReviewCandidate,
     ReviewItem,
 )
+from portal import once
 from portal.audit.service import record as audit
 from portal.audit.service import record_child_read, record_child_reads
 from portal.auth.access import visible_child_ids
@@ -85,7 +86,9 @@ def decide(session: Session, actor: Principal, item_id: int, decision: str, chil
     identity, so a re-import does not ask again; audited."""
     from consent.gate import is_consented
 
-    item = session.get(ReviewItem, item_id)
+    # The item's row lock first, then the item as it is now: of two stewards deciding at once, the
+    # second finds it decided (gone) and is told so.
+    item = once.fresh(session, ReviewItem, item_id) if once.lock(session, ReviewItem, item_id) else None
     if item is None:
         raise ReviewError(_l("This review item no longer exists (it may have been decided already)."))
     record = item.record

@@ -125,7 +125,12 @@ def rollback(batch_id: int):
     if not ActionForm().validate_on_submit():
         abort(400)
     db.session.get(ImportBatch, batch_id) or abort(404)
-    removed = importer.rollback_batch(db.session, current_user, batch_id)
+    try:
+        removed = importer.rollback_batch(db.session, current_user, batch_id)
+    except importer.AlreadyRolledBack as exc:
+        db.session.rollback()
+        flash(str(exc.message), "info")
+        return redirect(url_for("linkage.batch", batch_id=batch_id))
     db.session.commit()
     flash(_("The batch was rolled back: %(n)s records removed.", n=removed), "success")
     return redirect(url_for("linkage.batch", batch_id=batch_id))

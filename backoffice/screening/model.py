@@ -17,12 +17,14 @@ from dataclasses import dataclass
 
 import numpy as np
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from backoffice.screening import reads
 from backoffice.screening.indicators import CODES
 from backoffice.screening.models import Flag, FlagStatus, Outcome, ScreeningModel
+from portal import once
 from portal.audit import service as audit
 from portal.auth.principal import Principal
 from portal.orm import utcnow
@@ -360,15 +362,23 @@ def switch(session: Session, actor: Principal, model_id: int, on: bool) -> Scree
             _l("This model does not beat both the rules alone and the school-level baseline on held-out decisions, so it stays off.")
         )
     now = utcnow()
-    if on:
-        for other in session.scalars(select(ScreeningModel).where(ScreeningModel.enabled.is_(True))):
-            other.enabled = False
-    m.enabled = on
-    m.switched_at = now
-    m.switched_by_staff_id = actor.id if actor.is_staff else None
+    who = actor.id if actor.is_staff else None
+    # Others off, then this one claimed in its expected state: of two switches at once one wins,
+    # and a unique index keeps a second model from being on whatever the timing. (On the index's
+    # refusal the transaction is spoiled: the caller rolls back, as on any refusal.)
+    try:
+        if on:
+            session.execute(update(ScreeningModel).where(ScreeningModel.enabled.is_(True), ScreeningModel.id != m.id)
+                            .values(enabled=False).execution_options(synchronize_session=False))
+        won = once.claim(session, ScreeningModel, m.id, ScreeningModel.enabled.is_(not on),
+                         enabled=on, switched_at=now, switched_by_staff_id=who)
+    except IntegrityError:
+        won = False
+    if not won:
+        raise ScreeningError(_l("The model was switched by someone else a moment ago. Nothing was changed: "
+                                "reload the page to see which model is on."))
+    session.expire_all()  # the models switched off, as they are now
     if not on:
-        from sqlalchemy import update
-
         session.execute(update(Flag).where(Flag.status == FlagStatus.open).values(model_score=None, model_factors=None))
     session.flush()
     audit.record(session, actor, "screening.model_switched", detail={"model": m.id, "on": on})

@@ -17,7 +17,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, Enum, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, Enum, Float, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.crypto import EncryptedText
@@ -66,6 +66,11 @@ class RuleSet(Base):
     """One version of the screening rules (the text and its parsed form)."""
 
     __tablename__ = "screening_rule_set"
+    __table_args__ = (
+        # At most one active version, whatever two approvers do at the same moment.
+        Index("uq_screening_rule_set_one_active", "status", unique=True,
+              postgresql_where=text("status = 'active'"), sqlite_where=text("status = 'active'")),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     version: Mapped[int] = mapped_column(Integer, unique=True)
@@ -154,6 +159,11 @@ class ScreeningModel(Base):
     """A trained model: its parameters as JSON (no pickles), its card and its switch."""
 
     __tablename__ = "screening_model"
+    __table_args__ = (
+        # At most one model on, whatever two stewards do at the same moment.
+        Index("uq_screening_model_one_enabled", "enabled", unique=True,
+              postgresql_where=text("enabled"), sqlite_where=text("enabled")),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     algorithm: Mapped[str] = mapped_column(String(40))

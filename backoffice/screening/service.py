@@ -25,12 +25,14 @@ import numpy as np
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Select, select
+from sqlalchemy import Select, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from backoffice.screening import reads
 from backoffice.screening.indicators import INDICATORS, LINKAGE, SURVEYS, format_value
 from backoffice.screening.models import Flag, FlagSource, FlagStatus, Outcome, Resolution
+from portal import once
 from portal.audit import service as audit
 from portal.auth.access import can_see_child, visible_child_ids
 from portal.auth.principal import Principal
@@ -157,13 +159,12 @@ def resolve_flag(session: Session, actor: Principal, flag_id: int, reason: str, 
             outcome = Outcome(outcome)
         except ValueError:
             raise ScreeningError(_l("Unknown decision.")) from None
-    flag.status = FlagStatus.resolved
-    flag.resolution = Resolution.school_decided
-    flag.resolution_reason = text or None
-    flag.outcome = outcome
-    flag.resolved_at = utcnow()
-    flag.resolved_by_staff_id = actor.id if actor.is_staff else None
-    session.flush()
+    # One decision: the update matches only a flag still open (of two people at once, one wins).
+    if not once.claim(session, Flag, flag.id, Flag.status == FlagStatus.open,
+                      status=FlagStatus.resolved, resolution=Resolution.school_decided,
+                      resolution_reason=text or None, outcome=outcome, resolved_at=utcnow(),
+                      resolved_by_staff_id=actor.id if actor.is_staff else None):
+        raise ScreeningError(_l("This flag is already resolved."))
     audit.record(
         session, actor, "screening.flag_resolved", child_id=flag.child_id,
         detail={"flag": flag.id, "outcome": outcome.value if outcome else None},
@@ -349,17 +350,16 @@ def update_rule_set(session: Session, actor: Principal, rule_set_id: int, title:
 
 
 def submit_rule_set(session: Session, actor: Principal, rule_set_id: int):
-    from backoffice.screening.models import RuleSetStatus
+    from backoffice.screening.models import RuleSet, RuleSetStatus
 
     _require(actor, EDITOR_ROLES)
     rs = _rule_set(session, rule_set_id)
-    if rs.status != RuleSetStatus.draft:
-        raise ScreeningError(_l("Only a draft can be sent for approval."))
     if rs.author_staff_id != actor.id:
         raise ScreeningError(_l("Only the author of a draft can send it for approval."))
-    rs.status = RuleSetStatus.submitted
-    rs.submitted_at = utcnow()
-    session.flush()
+    if rs.status != RuleSetStatus.draft or not once.claim(
+            session, RuleSet, rs.id, RuleSet.status == RuleSetStatus.draft,
+            status=RuleSetStatus.submitted, submitted_at=utcnow()):
+        raise ScreeningError(_l("Only a draft can be sent for approval."))
     audit.record(session, actor, "screening.rules_submitted", detail={"rule_set": rs.id, "version": rs.version})
     return rs
 
@@ -376,22 +376,33 @@ def approve_rule_set(session: Session, actor: Principal, rule_set_id: int, note:
         raise ScreeningError(
             _l("You wrote this rule set, so you cannot approve it: a second person must approve it (four eyes).")
         )
-    rs.rules = _validated(rs.source)  # indicators may have changed since it was written
+    rules = _validated(rs.source)  # indicators may have changed since it was written
     now = utcnow()
-    for old in session.scalars(select(RuleSet).where(RuleSet.status == RuleSetStatus.active)):
-        old.status = RuleSetStatus.retired
-        old.retired_at = now
-    rs.status = RuleSetStatus.active
-    rs.approved_by_staff_id = actor.id
-    rs.approved_at = now
-    rs.review_note = (note or "").strip()[:500]
-    session.flush()
+    # Retire the active version, then claim this one (still submitted, not by its author): of two
+    # approvals at once, of this version or of two versions, one wins; a unique index on the
+    # active status keeps a second active version out whatever the timing.
+    # (On the unique index's refusal the transaction is spoiled: the caller rolls back, as on any refusal.)
+    try:
+        session.execute(
+            update(RuleSet).where(RuleSet.status == RuleSetStatus.active, RuleSet.id != rs.id)
+            .values(status=RuleSetStatus.retired, retired_at=now).execution_options(synchronize_session=False)
+        )
+        won = once.claim(session, RuleSet, rs.id, RuleSet.status == RuleSetStatus.submitted,
+                         RuleSet.author_staff_id != actor.id,
+                         status=RuleSetStatus.active, rules=rules, approved_by_staff_id=actor.id,
+                         approved_at=now, review_note=(note or "").strip()[:500])
+    except IntegrityError:
+        won = False
+    if not won:
+        raise ScreeningError(_l("This rule set was approved, sent back or replaced by someone else a moment ago. "
+                                "Nothing was changed: reload the page to see where it stands."))
+    session.expire_all()  # the retired versions, as they are now
     audit.record(session, actor, "screening.rules_approved", detail={"rule_set": rs.id, "version": rs.version})
     return rs
 
 
 def reject_rule_set(session: Session, actor: Principal, rule_set_id: int, note: str):
-    from backoffice.screening.models import RuleSetStatus
+    from backoffice.screening.models import RuleSet, RuleSetStatus
 
     _require(actor, APPROVER_ROLES)
     rs = _rule_set(session, rule_set_id)
@@ -401,9 +412,10 @@ def reject_rule_set(session: Session, actor: Principal, rule_set_id: int, note: 
         raise ScreeningError(_l("You wrote this rule set: a second person must review it."))
     if not (note or "").strip():
         raise ScreeningError(_l("Say why you are sending the rule set back."))
-    rs.status = RuleSetStatus.rejected
-    rs.review_note = note.strip()[:500]
-    session.flush()
+    if not once.claim(session, RuleSet, rs.id, RuleSet.status == RuleSetStatus.submitted,
+                      status=RuleSetStatus.rejected, review_note=note.strip()[:500]):
+        raise ScreeningError(_l("This rule set was approved, sent back or replaced by someone else a moment ago. "
+                                "Nothing was changed: reload the page to see where it stands."))
     audit.record(session, actor, "screening.rules_rejected", detail={"rule_set": rs.id, "version": rs.version})
     return rs
 

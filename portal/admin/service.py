@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
+from portal import once
 from portal.audit import service as audit
 from portal.auth.passwords import hash_password, verify_password
 from portal.auth.principal import Principal
@@ -126,7 +127,8 @@ def create_staff(
     )
     staff.scopes = [StaffScope(school_id=s) for s in schools]
     session.add(staff)
-    session.flush()
+    if not once.flush_unique(session):  # the same form sent twice at once: one account
+        raise StaffError("email_taken")
     _set_homerooms(session, staff, classes)
     audit.record(session, admin, "admin.staff_created",
                  detail={"staff_id": staff.id, "role": role_.value, "school_ids": schools, "class_ids": classes})

@@ -31,6 +31,7 @@ from backoffice.linkage.models import (
     ReviewCandidate,
     ReviewItem,
 )
+from portal import once
 from portal.audit.service import record as audit
 from portal.auth.principal import Principal
 from portal.orm import utcnow
@@ -91,6 +92,12 @@ ROSTER_COUNTS = {
     "duplicates": _l("Rows repeating a student number (skipped)"),
     "invalid": _l("Invalid rows (skipped)"),
 }
+
+
+class AlreadyRolledBack(TabularError):
+    def __init__(self):
+        super().__init__("rolled_back", _l("This batch was already rolled back (by someone else a moment ago). "
+                                           "Nothing more was removed."))
 
 
 class UnknownSource(TabularError):
@@ -654,14 +661,16 @@ def rollback_batch(session: Session, actor: Principal, batch_id: int) -> int:
     batch = session.get(ImportBatch, batch_id)
     if batch is None or batch.status != "completed" or batch.source == "roster":
         return 0
+    # Claimed before anything is removed: of two rollbacks at once, the second removes nothing.
+    if not once.claim(session, ImportBatch, batch.id, ImportBatch.status == "completed",
+                      status="rolled_back", rolled_back_at=utcnow(),
+                      rolled_back_by=actor.id if actor.kind == "staff" else None):
+        raise AlreadyRolledBack()
     record_ids = select(LinkedRecord.id).where(LinkedRecord.batch_id == batch_id)
     session.execute(delete(ReviewCandidate).where(
         ReviewCandidate.item_id.in_(select(ReviewItem.id).where(ReviewItem.record_id.in_(record_ids)))))
     session.execute(delete(ReviewItem).where(ReviewItem.record_id.in_(record_ids)))
     removed = session.execute(delete(LinkedRecord).where(LinkedRecord.batch_id == batch_id)).rowcount or 0
-    batch.status = "rolled_back"
-    batch.rolled_back_at = utcnow()
-    batch.rolled_back_by = actor.id if actor.kind == "staff" else None
     session.flush()
     audit(session, actor, "linkage.rollback", detail={"batch": batch_id, "removed": removed})
     return removed
