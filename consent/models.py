@@ -161,8 +161,16 @@ class PurgeStatus(enum.StrEnum):
     cancelled = "cancelled"  # consent was given again before it was due
 
 
+class PurgeCause(enum.StrEnum):
+    withdrawal = "withdrawal"  # a party withdrew
+    lapse = "lapse"  # consent lapsed (a material new version, or the child now decides too)
+
+
 class PendingPurge(Base):
-    """Deletion of a child's data for a purpose, due at the end of the retention window."""
+    """Deletion of a child's data for a purpose, due at the end of the retention window.
+
+    ``event_id`` is the withdrawal, or for a lapse the grant that lapsed.
+    """
 
     __tablename__ = "consent_pending_purge"
 
@@ -176,6 +184,10 @@ class PendingPurge(Base):
     )
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     counts: Mapped[dict] = mapped_column(JSON, default=dict)
+    cause: Mapped[PurgeCause] = mapped_column(
+        Enum(PurgeCause, native_enum=False, length=20), default=PurgeCause.withdrawal,
+        server_default=PurgeCause.withdrawal.value,
+    )
 
 
 class RequestKind(enum.StrEnum):
@@ -210,6 +222,10 @@ class DataRequest(Base):
     handled_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     disclosure_ready: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The data steward released what a disclosure withholds from a guardian
+    # (a child's request for help: APPI art. 78(1)(i)) for this request.
+    withheld_released_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    withheld_released_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
 
     purpose: Mapped[ConsentPurpose | None] = relationship()
 

@@ -281,6 +281,7 @@ def disclosure_pdf(data: dict) -> bytes:
     story = [
         _p(_("Disclosure of personal information held"), s["h1"]),
         _p(_("Generated at %(at)s", at=data["generated_at"][:19].replace("T", " ") + " UTC"), s["small"]),
+        _p(data["withheld_notice"], s["small"]),
         _p(_("The child"), s["h2"]),
         _table(
             [[_("Item"), _("Value")], [_("Name"), c["name"]], [_("Name (kana)"), c["name_kana"]],

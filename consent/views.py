@@ -19,6 +19,7 @@ from consent.forms import (
     PaperForm,
     PublishForm,
     PurposeForm,
+    ReleaseForm,
     RequestForm,
 )
 from consent.models import Action, DataRequest, OldConsent, Party, RequestKind, RequestStatus
@@ -202,7 +203,8 @@ def family_disclosure(request_id: int, fmt: str):
     if req is None or not req.disclosure_ready:
         abort(404)
     child_or_404(db.session, current_user, req.child_id)
-    data = rights.disclosure(db.session, current_user, req.child_id)
+    data = rights.disclosure(db.session, current_user, req.child_id,
+                             release_withheld=req.withheld_released_at is not None)
     db.session.commit()
     return _disclosure_response(data, fmt, req.id)
 
@@ -407,11 +409,34 @@ def staff_request(request_id: int):
             flash(_("The answer is recorded."), "success")
             return redirect(url_for("consent.staff_request", request_id=req.id))
     record_child_read(db.session, current_user, child.id, "consent.request", purpose="data_request")
+    withheld = rights.withheld_summary(db.session, child.id) if req.kind == RequestKind.disclosure else []
     db.session.commit()
     days_left = (req.due_on - rights.today_tokyo()).days
-    return render_template("consent/staff_request.html", req=req, child=child, form=form, days_left=days_left), (
+    return render_template("consent/staff_request.html", req=req, child=child, form=form, days_left=days_left,
+                           withheld=withheld, release_form=ReleaseForm()), (
         422 if form.errors else 200
     )
+
+
+@bp.route("/staff/consent/requests/<int:request_id>/release", methods=["POST"])
+@allow(STEWARD)
+def staff_release(request_id: int):
+    req = db.session.get(DataRequest, request_id)
+    if req is None:
+        abort(404)
+    form = ReleaseForm()
+    if not form.validate_on_submit():
+        flash(_("Confirm your judgement first."), "error")
+        return redirect(url_for("consent.staff_request", request_id=req.id))
+    try:
+        rights.release_withheld(db.session, current_user, req)
+    except service.ConsentError as exc:
+        db.session.rollback()
+        flash(str(exc.message), "error")
+    else:
+        db.session.commit()
+        flash(_("Released: the family's disclosure for this request now includes these records."), "success")
+    return redirect(url_for("consent.staff_request", request_id=req.id))
 
 
 @bp.route("/staff/consent/requests/<int:request_id>/disclosure.<fmt>")
@@ -421,7 +446,9 @@ def staff_disclosure(request_id: int, fmt: str):
     req = db.session.get(DataRequest, request_id)
     if req is None or req.kind != RequestKind.disclosure:
         abort(404)
-    data = rights.disclosure(db.session, current_user, req.child_id)
+    # What the family gets for this request (the steward checks it before answering).
+    data = rights.disclosure(db.session, current_user, req.child_id,
+                             release_withheld=req.withheld_released_at is not None)
     db.session.commit()
     return _disclosure_response(data, fmt, req.id)
 

@@ -326,8 +326,10 @@ def open_from_alert(session: Session, actor: Principal, alert_id: int) -> Case:
     )
     if alert is None:
         raise NotFound(alert_id)
+    # A request for help is not consent-based (it reaches an adult whatever the consent),
+    # so the case rests on no consented data and no consent event closes it.
     return open_case(session, actor, alert.child_id, source=CaseSource.alert, alert_id=alert.id, urgency=3,
-                     flagged_at=alert.created_at, uses_survey=True)
+                     flagged_at=alert.created_at)
 
 
 # -- assessment ---------------------------------------------------------------------
@@ -936,7 +938,9 @@ def close_for_withdrawal(session: Session, child_ids: list[int], purpose: str) -
     if not child_ids:
         return {"cases_closed": 0}
     column = Case.uses_linkage if purpose == "data_linkage" else Case.uses_survey
-    cond = and_(Case.child_id.in_(child_ids), Case.status.in_(OPEN_STATUSES), column.is_(True))
+    # A case opened from a child's request for help is not consent-based: no consent event closes it.
+    cond = and_(Case.child_id.in_(child_ids), Case.status.in_(OPEN_STATUSES), column.is_(True),
+                Case.source != CaseSource.alert)
     rows = session.execute(select(Case.id, Case.child_id, Case.status, Case.teacher_id).where(cond)).all()
     if not rows:
         return {"cases_closed": 0}
@@ -987,13 +991,32 @@ def disclosure_rows(session: Session, child_id: int) -> list[dict]:
         select(Case.id, Case.status, Case.source, Case.flagged_at, Case.decided_at, Case.closed_at, Case.close_reason)
         .where(Case.child_id == child_id).order_by(Case.id)
     ).all()
-    return [
-        {"case": i + 1, "status": r.status.value, "source": r.source.value,
-         "opened": r.flagged_at.date().isoformat(), "decided": r.decided_at.date().isoformat() if r.decided_at else None,
-         "closed": r.closed_at.date().isoformat() if r.closed_at else None,
-         "close_reason": r.close_reason.value if r.close_reason else None}
-        for i, r in enumerate(rows)
-    ]
+    from consent.hooks import RELEASED_VALUES
+
+    out = []
+    for i, r in enumerate(rows):
+        row = {"case": i + 1, "status": r.status.value, "source": r.source.value,
+               "opened": r.flagged_at.date().isoformat(), "decided": r.decided_at.date().isoformat() if r.decided_at else None,
+               "closed": r.closed_at.date().isoformat() if r.closed_at else None,
+               "close_reason": r.close_reason.value if r.close_reason else None}
+        if r.source == CaseSource.alert:
+            # A case opened from a child's request for help reads as one a member of staff
+            # opened (which is what happened); that it came from a request for help is
+            # withheld from the family unless the data steward releases it (APPI art. 78(1)(i)).
+            row["source"] = CaseSource.manual.value
+            row[RELEASED_VALUES] = {"source": CaseSource.alert.value}
+        out.append(row)
+    return out
+
+
+def withheld_audit(action: str, detail: dict) -> bool:
+    """Audit rows that show staff reading or acting on a child's request for help (kept out of a disclosure)."""
+    return (action == "child.read" and detail.get("view") == ALERT_QUEUE_READ) or (
+        action == "casework.opened" and detail.get("source") == CaseSource.alert.value
+    )
+
+
+ALERT_QUEUE_READ = "casework.queue.alerts"
 
 
 def disclosure_assessments(session: Session, child_id: int) -> list[dict]:

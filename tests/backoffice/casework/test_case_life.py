@@ -294,7 +294,7 @@ def test_withdrawing_consent_closes_tied_cases_and_tells_the_teacher_only_that(s
         cw.reopen_case(session, world.p(world.lead), case_id, closed.version)
 
 
-def test_cases_from_help_requests_close_when_check_in_consent_is_withdrawn(session, make, world):
+def test_cases_from_help_requests_stay_open_when_check_in_consent_is_withdrawn(session, make, world):
     from surveys.models import AlertReason, HelpAlert
 
     child = make.child(world.cls)
@@ -305,10 +305,12 @@ def test_cases_from_help_requests_close_when_check_in_consent_is_withdrawn(sessi
     session.add(alert)
     session.flush()
     case = cw.open_from_alert(session, world.p(world.teacher), alert.id)
-    assert case.uses_survey and case.urgency == 3
+    # a request for help is not consent-based: the case rests on no consented data
+    assert not case.uses_survey and case.urgency == 3
     give_consent(session, child, "wellbeing_survey", withdraw=True)
     session.expire_all()
-    assert session.get(Case, case.id).status == CaseStatus.closed
+    assert session.get(Case, case.id).status == CaseStatus.flagged
+    assert session.get(HelpAlert, alert.id) is not None
 
 
 def test_disclosure_rows_hold_no_names_or_notes(session, world, flagged):
