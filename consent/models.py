@@ -53,6 +53,15 @@ class OldConsent(enum.StrEnum):
     lapses = "lapses"
 
 
+# The lapse window (the product rule, stated on the purposes pages). When consent lapses
+# (a material new version whose publisher chose so, or a child who now decides too and
+# has not consented), the child leaves the gate at once: nothing held for the purpose is
+# read. It is kept, unused, for this many days (or the purpose's retention after
+# withdrawal, if longer) so that a family that consents again in time loses nothing;
+# then consent.service.run_due_purges (the scheduler, every 15 minutes) deletes it.
+LAPSE_WINDOW_DAYS = 30
+
+
 class ConsentPurpose(Base):
     """A purpose families consent to. Texts are per locale ({"ja": …, "en": …})."""
 
@@ -76,6 +85,11 @@ class ConsentPurpose(Base):
     versions: Mapped[list[ConsentVersion]] = relationship(
         back_populates="purpose", order_by="ConsentVersion.version"
     )
+
+    @property
+    def lapse_days(self) -> int:
+        """Days data is kept, unused, after consent lapses (see ``LAPSE_WINDOW_DAYS``)."""
+        return max(LAPSE_WINDOW_DAYS, self.retention_days or 0)
 
     def text(self, attr: str, locale: str):
         values = getattr(self, attr) or {}

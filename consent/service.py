@@ -40,17 +40,9 @@ from portal.people.models import Child, GuardianChild, Role
 log = logging.getLogger(__name__)
 LOCALES = ("ja", "en")
 
-# The lapse window (the product rule, stated on the purposes pages). When consent
-# lapses (a material new version whose publisher chose so, or a child who now
-# decides too and has not consented), the child leaves the gate at once: nothing
-# held for the purpose is read. It is kept, unused, for this many days (or the
-# purpose's retention after withdrawal, if longer) so that a family that consents
-# again in time loses nothing; then run_due_purges deletes it.
-LAPSE_WINDOW_DAYS = 30
-
-
 def lapse_window_days(purpose: ConsentPurpose) -> int:
-    return max(LAPSE_WINDOW_DAYS, purpose.retention_days or 0)
+    """The lapse window of a purpose (``consent.models.LAPSE_WINDOW_DAYS``)."""
+    return purpose.lapse_days
 
 
 class ConsentError(Exception):

@@ -22,7 +22,15 @@ from consent.forms import (
     ReleaseForm,
     RequestForm,
 )
-from consent.models import Action, DataRequest, OldConsent, Party, RequestKind, RequestStatus
+from consent.models import (
+    LAPSE_WINDOW_DAYS,
+    Action,
+    DataRequest,
+    OldConsent,
+    Party,
+    RequestKind,
+    RequestStatus,
+)
 from consent.paper import import_paper, record_paper
 from portal.audit.service import record_child_read
 from portal.auth.access import allow, child_or_404, public
@@ -273,7 +281,8 @@ def staff_purposes():
     purposes = service.active_purposes(db.session)
     found = service.current_versions(db.session, [p.id for p in purposes])
     versions = {p.id: found.get(p.id) for p in purposes}
-    return render_template("consent/staff_purposes.html", purposes=purposes, versions=versions)
+    return render_template("consent/staff_purposes.html", purposes=purposes, versions=versions,
+                           lapse_days=LAPSE_WINDOW_DAYS)
 
 
 @bp.route("/staff/consent/purposes/new", methods=["GET", "POST"])
@@ -468,7 +477,7 @@ def staff_coverage():
 @public
 def public_purposes():
     purposes = service.active_purposes(db.session)
-    return render_template("consent/public_purposes.html", purposes=purposes)
+    return render_template("consent/public_purposes.html", purposes=purposes, lapse_days=LAPSE_WINDOW_DAYS)
 
 
 @bp.route("/consent/register")
