@@ -143,3 +143,23 @@ def test_a_teachers_own_concern_survives_consent_events_without_the_consented_ev
     session.expire_all()
     kept = session.get(Flag, fid)
     assert kept is not None and kept.manual_text == "Comes to school hungry." and kept.features == {}
+
+
+def test_the_lapse_window_is_written_on_the_purpose_pages_in_both_languages(app, session, make, login):
+    from consent.testing import ensure_purposes
+
+    ensure_purposes(session)
+    steward = make.staff(Role.data_steward)
+    session.commit()
+    for locale, words in (("ja", ("失効", f"{LAPSE_WINDOW_DAYS}日間")), ("en", ("lapses", f"{LAPSE_WINDOW_DAYS} days"))):
+        public = app.test_client()
+        with public.session_transaction() as sess:
+            sess["locale"] = locale
+        html = public.get("/consent/purposes").get_data(as_text=True)
+        assert all(w in html for w in words), (locale, words)
+        steward.locale = locale
+        session.commit()
+        st = login(steward, app.test_client())
+        for url in ("/staff/consent/", "/staff/consent/purposes/wellbeing_survey/publish"):
+            page = st.get(url).get_data(as_text=True)
+            assert str(LAPSE_WINDOW_DAYS) in page and words[0][:2] in page, (locale, url)
