@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session, joinedload
 from consent import hooks as consent_hooks
 from consent.gate import consented_child_ids
 from consent.gate import is_consented as is_consented_child
+from consent.models import LAPSE_WINDOW_DAYS
 from portal.audit import service as audit
 from portal.auth.access import can_see_child, current_year_id_subquery, visible_child_ids
 from portal.auth.principal import Principal
@@ -715,16 +716,24 @@ def file_register_entries() -> list[dict]:
         {
             "name": "児童生徒の心と体のチェックイン（こころの天気・WHO-5）",
             "purpose_code": PURPOSE,
-            "items": ["児童生徒番号", "回答日時", "回答（選択肢）", "自由記述（暗号化）", "得点", "「だれかと話したい」の依頼と対応日時", "継続的な低調などの兆候"],
+            "items": ["児童生徒番号", "回答日時", "回答（選択肢）", "自由記述（暗号化）", "得点", "継続的な低調などの兆候"],
             "source": "本人（学校の端末・自宅の端末から回答）",
-            "retention": "回答から3年。同意の撤回で直ちに削除",
+            "retention": f"回答から3年。同意の撤回で直ちに削除。同意が失効したときは{LAPSE_WINDOW_DAYS}日後に削除",
+        },
+        {
+            # Not consent-based: a child's request for help always reaches an adult.
+            "name": "児童生徒からの相談の依頼（「だれかと話したい」）と対応の記録",
+            "purpose_code": None,
+            "items": ["児童生徒番号", "学級", "依頼の日時と理由（相談の依頼・深刻な回答）", "対応の日時と記録（暗号化）", "管理職への連絡の日時"],
+            "source": "本人（チェックイン・「だれかと話したい」ボタン）、対応した教職員",
+            "retention": "同意の撤回・失効では削除しない（保護者への開示からは除く：個人情報保護法第78条第1項第1号）",
         },
         {
             "name": "家庭環境アンケート",
             "purpose_code": PURPOSE,
             "items": ["児童生徒番号", "回答日時", "世帯の状況", "困りごと（家計・介護など）", "希望する支援", "自由記述（暗号化）"],
             "source": "保護者（ポータルから回答）",
-            "retention": "回答から3年。同意の撤回で直ちに削除",
+            "retention": f"回答から3年。同意の撤回で直ちに削除。同意が失効したときは{LAPSE_WINDOW_DAYS}日後に削除",
         },
     ]
 
