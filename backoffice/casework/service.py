@@ -266,6 +266,8 @@ def open_case(
         changed = False
         if flag_id is not None and existing.flag_id is None:
             existing.flag_id, changed = flag_id, True
+        if alert_id is not None and existing.alert_id is None:
+            existing.alert_id, changed = alert_id, True
         if uses_linkage and not existing.uses_linkage:
             existing.uses_linkage, changed = True, True
         if uses_survey and not existing.uses_survey:
@@ -938,9 +940,10 @@ def close_for_withdrawal(session: Session, child_ids: list[int], purpose: str) -
     if not child_ids:
         return {"cases_closed": 0}
     column = Case.uses_linkage if purpose == "data_linkage" else Case.uses_survey
-    # A case opened from a child's request for help is not consent-based: no consent event closes it.
+    # A case a member of staff opened, or one that carries a child's request for help, is not
+    # consent-based: no consent event closes it (the consented evidence goes with its purgers).
     cond = and_(Case.child_id.in_(child_ids), Case.status.in_(OPEN_STATUSES), column.is_(True),
-                Case.source != CaseSource.alert)
+                Case.source == CaseSource.flag, Case.alert_id.is_(None))
     rows = session.execute(select(Case.id, Case.child_id, Case.status, Case.teacher_id).where(cond)).all()
     if not rows:
         return {"cases_closed": 0}

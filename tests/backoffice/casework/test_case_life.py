@@ -313,6 +313,30 @@ def test_cases_from_help_requests_stay_open_when_check_in_consent_is_withdrawn(s
     assert session.get(HelpAlert, alert.id) is not None
 
 
+def test_a_case_a_teacher_opened_stays_open_when_consent_is_withdrawn(session, world, flagged):
+    """A teacher's own concern is not consent-based, even after a flag joined the case."""
+    child, flag = flagged(world.cls)
+    case = cw.open_case(session, world.p(world.teacher), child.id)
+    assert cw.open_from_flag(session, world.p(world.teacher), flag.id).id == case.id  # the flag joins it
+    give_consent(session, child, "data_linkage", withdraw=True)
+    session.expire_all()
+    assert session.get(Case, case.id).status == CaseStatus.flagged
+
+
+def test_a_flag_case_that_carries_a_request_for_help_stays_open_when_consent_is_withdrawn(session, world, flagged):
+    from surveys.models import AlertReason, HelpAlert
+
+    child, flag = flagged(world.cls)
+    case = cw.open_from_flag(session, world.p(world.teacher), flag.id)
+    alert = HelpAlert(child_id=child.id, school_id=world.school.id, class_id=world.cls.id, reason=AlertReason.talk_request)
+    session.add(alert)
+    session.flush()
+    assert cw.open_from_alert(session, world.p(world.teacher), alert.id).id == case.id
+    give_consent(session, child, "data_linkage", withdraw=True)
+    session.expire_all()
+    assert session.get(Case, case.id).status == CaseStatus.flagged
+
+
 def test_disclosure_rows_hold_no_names_or_notes(session, world, flagged):
     child, flag, case, m = _decided_case(session, world, flagged)
     rows = cw.disclosure_rows(session, child.id)
