@@ -243,7 +243,7 @@ COLUMN_LABELS = {
     "answers": _l("Answers"), "free_text": _l("Free text"), "score": _l("Score"),
     "below_threshold": _l("Below the threshold"), "reason": _l("Reason"), "acknowledged_at": _l("Acknowledged at"),
     "kind": _l("Kind"), "value": _l("Value"), "observed_at": _l("Observed at"), "received_at": _l("Received"),
-    "due_on": _l("Answer by"),
+    "due_on": _l("Answer by"), "notes": _l("Notes"),
 }
 
 

@@ -1026,11 +1026,15 @@ def disclosure_assessments(session: Session, child_id: int) -> list[dict]:
     """The teachers' assessments of the child (開示), without staff names.
 
     Levels of concern per domain, the proposal and its dates are disclosed. The
-    free-text notes are not copied into the download: they are a record of
-    evaluation and guidance whose release can put a child at risk (a note on
-    family contact read by the family), so each row says which notes exist and
-    the data steward decides on their release case by case.
+    free-text notes are not: they are a record of evaluation and guidance whose
+    release can put a child at risk (a note on family contact, or the child's
+    own words, read by the family: APPI art. 78(1)(i)). Nothing in the row says
+    whether notes exist (the disclosure's one sentence about what may be left
+    out covers them); the data steward can release them for one request
+    (``RELEASED_VALUES``: ``notes``, by field).
     """
+    from consent.hooks import RELEASED_VALUES
+
     rows = session.execute(
         select(Assessment, Case.id.label("case_id")).join(Case, Case.id == Assessment.case_id)
         .where(Assessment.child_id == child_id).order_by(Assessment.id)
@@ -1039,16 +1043,18 @@ def disclosure_assessments(session: Session, child_id: int) -> list[dict]:
     out = []
     for r in rows:
         a = r.Assessment
-        notes = [f"{d}_note" for d in DOMAINS if getattr(a, f"{d}_note")]
-        notes += [n for n in ("child_voice", "notes", "no_concern_reason") if getattr(a, n)]
-        out.append({
+        names = [f"{d}_note" for d in DOMAINS] + ["child_voice", "notes", "no_concern_reason"]
+        notes = {n: getattr(a, n) for n in names if getattr(a, n)}
+        row = {
             "case": case_numbers[r.case_id],
             "assessed_on": a.created_at.astimezone(TOKYO).date().isoformat(),
             **{d: getattr(a, d).value for d in DOMAINS},
             "proposal": a.proposal.value,
             "review_date": a.review_date.isoformat() if a.review_date else None,
-            "notes_withheld": notes,
-        })
+        }
+        if notes:
+            row[RELEASED_VALUES] = {"notes": notes}
+        out.append(row)
     return out
 
 
