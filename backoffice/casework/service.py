@@ -1013,10 +1013,12 @@ def disclosure_rows(session: Session, child_id: int) -> list[dict]:
 
 
 def withheld_audit(action: str, detail: dict) -> bool:
-    """Audit rows that show staff reading or acting on a child's request for help (kept out of a disclosure)."""
-    return (action == "child.read" and detail.get("view") == ALERT_QUEUE_READ) or (
-        action == "casework.opened" and detail.get("source") == CaseSource.alert.value
-    )
+    """Audit rows that show staff reading a child's request for help (kept out of a disclosure).
+
+    Not the opening of a case from one: the case is disclosed (as one a member
+    of staff opened), so the family sees a staff action for it, as for any case.
+    """
+    return action == "child.read" and detail.get("view") == ALERT_QUEUE_READ
 
 
 ALERT_QUEUE_READ = "casework.queue.alerts"

@@ -213,3 +213,86 @@ def test_a_steward_release_puts_the_request_for_help_in_the_familys_disclosure(a
         assert data["withheld_notice"] == str(rights.WITHHELD_NOTICE)
     # staff names never appear, released or not
     assert counsellor.name not in json.dumps(data, ensure_ascii=False)
+
+
+def _crawl(client, start=("/", "/family/", "/family/requests", "/family/consent/")) -> dict[str, str]:
+    """Every page and download a signed-in family reaches by links (GET only), by path, as text."""
+    seen: dict[str, str] = {}
+    todo = list(start)
+    while todo and len(seen) < 150:
+        url = todo.pop(0)
+        if url in seen:
+            continue
+        resp = client.get(url)
+        if resp.mimetype == "application/pdf":
+            body = "\n".join(p.extract_text() or "" for p in PdfReader(io.BytesIO(resp.data)).pages)
+        else:
+            body = resp.get_data(as_text=True)
+        seen[url] = f"{resp.status_code}\n{body}"
+        if resp.mimetype == "text/html":
+            for href in re.findall(r'href="(/[^"#]*)"', body):
+                if not href.startswith("/static") and href not in seen:
+                    todo.append(href.replace("&amp;", "&"))
+    return seen
+
+
+def _normalised(pages: dict[str, str], *replace: str) -> dict[str, str]:
+    def norm(text: str) -> str:
+        for r in replace:
+            text = text.replace(r, "«x»")
+        text = re.sub(r'name="csrf_token"[^>]*>', "", text)
+        text = re.sub(r"[0-9a-f]{24,}", "«h»", text)
+        return re.sub(r"\d+", "#", text)
+
+    return {norm(u): norm(t) for u, t in pages.items()}
+
+
+def test_a_family_cannot_tell_from_any_page_download_or_email_that_their_child_asked_for_help(
+    app, session, make, login, outbox
+):
+    """Two families, one child asked for help and one did not: every page, download and e-mail is the same."""
+    from backoffice.casework import service as casework
+    from surveys import scheduling
+
+    sv = SurveyFactory(session, make)
+    env = sv.setup(grade=5)
+    cls, counsellor, teacher = env["cls"], env["counsellor"], env["teacher"]
+    steward = make.staff(Role.data_steward)
+    same = {"name": "見守 花子", "name_kana": "ミマモリ ハナコ", "sex": "F", "address": "みまもり町1-1"}
+    families = []
+    for _ in range(2):
+        child = make.child(cls, **same)
+        guardian = make.guardian(child, name="見守 保護者", locale="en")
+        give_consent(session, child, "wellbeing_survey")
+        families.append((child, guardian))
+    (asker, asker_g), (other, other_g) = families
+    scheduling.open_due(session, MONDAY_0830)
+    alert = _asks_for_help(session, asker)
+    a = session.scalar(select(SurveyAssignment).where(SurveyAssignment.child_id == other.id))
+    surveys.submit(session, principal_for(other), a.id, MOOD_OK, NOW)
+    session.commit()
+    outbox.clear()
+    # the adults act on the request; the other child gets a case a teacher opened by hand
+    assert "見守 花子" in login(counsellor, app.test_client()).get("/staff/alerts").get_data(as_text=True)
+    surveys.acknowledge(session, principal_for(counsellor), alert.id, "SENTINEL-ACK", NOW + timedelta(minutes=20))
+    assert run_job("surveys.escalate", NOW + timedelta(minutes=61), app=app) or True
+    casework.open_from_alert(session, principal_for(teacher), alert.id)
+    casework.open_case(session, principal_for(teacher), other.id)
+    for child, guardian in families:
+        req = rights.create_request(session, principal_for(guardian), child.id, "disclosure")
+        rights.answer_request(session, principal_for(steward), req, status=RequestStatus.completed, outcome="Here.")
+    session.commit()
+
+    crawls = []
+    for child, guardian in families:
+        pages = _crawl(login(guardian, app.test_client()))
+        assert any(u.endswith("disclosure.json") for u in pages) and any(u.endswith("disclosure.pdf") for u in pages)
+        crawls.append(_normalised(pages, guardian.email, child.student_no))
+    assert crawls[0].keys() == crawls[1].keys()
+    for url in crawls[0]:
+        assert crawls[0][url] == crawls[1][url], url
+    joined = "\n".join(crawls[0].values())
+    for word in ("SENTINEL-ACK", "ないしょ", "help_request", "talk_request"):
+        assert word not in joined
+    # no e-mail about it to either family
+    assert not {asker_g.email, other_g.email} & {m["To"] for m in outbox}
