@@ -621,7 +621,8 @@ def _response_row(r: SurveyResponse, *, for_child: bool = False) -> dict:
     to the "I want to talk to someone" item, left out of *every* row whatever
     it was (a row reads the same with or without a request for help), and
     the child's written note, which the check-in promises only the counsellor
-    reads. The true values travel in ``RELEASED_VALUES``.
+    reads. The true values travel in ``RELEASED_VALUES`` (the full answers only
+    when one of them asked for help: nothing else is held back).
     """
     answers = dict(r.answers or {})
     free_text = json.dumps(free_text_of(r), ensure_ascii=False) if r.free_text else None
@@ -637,8 +638,8 @@ def _response_row(r: SurveyResponse, *, for_child: bool = False) -> dict:
     if for_child:
         shown = {k: v for k, v in answers.items() if k not in _help_items(r.instrument_code)}
         released = {}
-        if shown != answers:
-            row["answers"] = json.dumps(shown, ensure_ascii=False, sort_keys=True)
+        row["answers"] = json.dumps(shown, ensure_ascii=False, sort_keys=True)
+        if shown != answers and (r.help_requested or r.critical):  # it asked for help: the steward may release it
             released["answers"] = json.dumps(answers, ensure_ascii=False, sort_keys=True)
         if free_text is not None:
             row["free_text"] = None

@@ -162,6 +162,8 @@ def test_two_disclosures_read_the_same_whether_or_not_a_child_asked_for_help(app
     # the check-in rows have the same shape for both children
     checkins = {k: v for k, v in _shape(with_help).items() if k == "surveys.checkins"}
     assert checkins == {k: v for k, v in _shape(without).items() if k == "surveys.checkins"}
+    # the data steward (and only the steward) sees what is held back, to decide on a release
+    assert rights.withheld_summary(session, asker.id) and not rights.withheld_summary(session, other.id)
     # the case opened from the request reads as one a member of staff opened
     (case_row,) = next(s for s in with_help["sections"] if s["key"] == "casework")["rows"]
     assert case_row["source"] == "manual"
