@@ -9,10 +9,10 @@
 Revision ID: 0002_help
 Revises: 0001
 """
-from alembic import op
 import sqlalchemy as sa
-import portal.orm
+from alembic import op
 
+import portal.orm
 
 revision = "0002_help"
 down_revision = "0001"
