@@ -19,6 +19,7 @@ import json
 import re
 from datetime import timedelta
 
+import pytest
 from flask_babel import force_locale
 from pypdf import PdfReader
 from sqlalchemy import delete, select
@@ -297,3 +298,17 @@ def test_a_family_cannot_tell_from_any_page_download_or_email_that_their_child_a
         assert word not in joined
     # no e-mail about it to either family
     assert not {asker_g.email, other_g.email} & {m["To"] for m in outbox}
+
+
+def test_a_release_is_recorded_once_even_when_sent_twice(session, make):
+    from consent.service import AlreadyRecorded
+
+    child = make.child(grade=5)
+    guardian = make.guardian(child)
+    steward = principal_for(make.staff(Role.data_steward))
+    req = rights.create_request(session, principal_for(guardian), child.id, "disclosure")
+    rights.release_withheld(session, steward, req)
+    with pytest.raises(AlreadyRecorded):
+        rights.release_withheld(session, steward, req)
+    rows = session.scalars(select(AuditEvent).where(AuditEvent.action == "consent.disclosure_released")).all()
+    assert len(rows) == 1 and session.get(DataRequest, req.id).withheld_released_at is not None
