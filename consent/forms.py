@@ -62,6 +62,13 @@ class AnswerForm(FlaskForm):
     )
 
 
+class ReleaseForm(FlaskForm):
+    confirm = BooleanField(
+        _l("I have judged that giving these records to the family will not harm the child."),
+        validators=[DataRequired(message=_l("Confirm your judgement first."))],
+    )
+
+
 class PaperForm(FlaskForm):
     student_no = StringField(_l("Student number (児童生徒番号)"), validators=[DataRequired(message=_l("Enter the student number.")), Length(max=20)])
     party = SelectField(

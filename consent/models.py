@@ -53,6 +53,15 @@ class OldConsent(enum.StrEnum):
     lapses = "lapses"
 
 
+# The lapse window (the product rule, stated on the purposes pages). When consent lapses
+# (a material new version whose publisher chose so, or a child who now decides too and
+# has not consented), the child leaves the gate at once: nothing held for the purpose is
+# read. It is kept, unused, for this many days (or the purpose's retention after
+# withdrawal, if longer) so that a family that consents again in time loses nothing;
+# then consent.service.run_due_purges (the scheduler, every 15 minutes) deletes it.
+LAPSE_WINDOW_DAYS = 30
+
+
 class ConsentPurpose(Base):
     """A purpose families consent to. Texts are per locale ({"ja": …, "en": …})."""
 
@@ -76,6 +85,11 @@ class ConsentPurpose(Base):
     versions: Mapped[list[ConsentVersion]] = relationship(
         back_populates="purpose", order_by="ConsentVersion.version"
     )
+
+    @property
+    def lapse_days(self) -> int:
+        """Days data is kept, unused, after consent lapses (see ``LAPSE_WINDOW_DAYS``)."""
+        return max(LAPSE_WINDOW_DAYS, self.retention_days or 0)
 
     def text(self, attr: str, locale: str):
         values = getattr(self, attr) or {}
@@ -161,8 +175,16 @@ class PurgeStatus(enum.StrEnum):
     cancelled = "cancelled"  # consent was given again before it was due
 
 
+class PurgeCause(enum.StrEnum):
+    withdrawal = "withdrawal"  # a party withdrew
+    lapse = "lapse"  # consent lapsed (a material new version, or the child now decides too)
+
+
 class PendingPurge(Base):
-    """Deletion of a child's data for a purpose, due at the end of the retention window."""
+    """Deletion of a child's data for a purpose, due at the end of the retention window.
+
+    ``event_id`` is the withdrawal, or for a lapse the grant that lapsed.
+    """
 
     __tablename__ = "consent_pending_purge"
 
@@ -176,6 +198,10 @@ class PendingPurge(Base):
     )
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     counts: Mapped[dict] = mapped_column(JSON, default=dict)
+    cause: Mapped[PurgeCause] = mapped_column(
+        Enum(PurgeCause, native_enum=False, length=20), default=PurgeCause.withdrawal,
+        server_default=PurgeCause.withdrawal.value,
+    )
 
 
 class RequestKind(enum.StrEnum):
@@ -210,6 +236,10 @@ class DataRequest(Base):
     handled_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     disclosure_ready: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The data steward released what a disclosure withholds from a guardian
+    # (a child's request for help: APPI art. 78(1)(i)) for this request.
+    withheld_released_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    withheld_released_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
 
     purpose: Mapped[ConsentPurpose | None] = relationship()
 

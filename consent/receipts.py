@@ -243,7 +243,7 @@ COLUMN_LABELS = {
     "answers": _l("Answers"), "free_text": _l("Free text"), "score": _l("Score"),
     "below_threshold": _l("Below the threshold"), "reason": _l("Reason"), "acknowledged_at": _l("Acknowledged at"),
     "kind": _l("Kind"), "value": _l("Value"), "observed_at": _l("Observed at"), "received_at": _l("Received"),
-    "due_on": _l("Answer by"),
+    "due_on": _l("Answer by"), "notes": _l("Notes"),
 }
 
 
@@ -281,6 +281,7 @@ def disclosure_pdf(data: dict) -> bytes:
     story = [
         _p(_("Disclosure of personal information held"), s["h1"]),
         _p(_("Generated at %(at)s", at=data["generated_at"][:19].replace("T", " ") + " UTC"), s["small"]),
+        _p(data["withheld_notice"], s["small"]),
         _p(_("The child"), s["h2"]),
         _table(
             [[_("Item"), _("Value")], [_("Name"), c["name"]], [_("Name (kana)"), c["name_kana"]],

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, selectinload
 
 from consent import hooks, service
@@ -23,7 +23,7 @@ from consent.models import (
 )
 from portal import once
 from portal.audit import service as audit
-from portal.audit.service import reads_of_child
+from portal.audit.models import AuditEvent
 from portal.auth.principal import Principal
 from portal.i18n import TOKYO
 from portal.orm import utcnow
@@ -171,15 +171,106 @@ def _iso(value) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def access_log_by_role_and_date(session: Session, child_id: int) -> list[dict]:
-    """Who looked at the record: role, date (Tokyo) and count; never a name."""
+# The one sentence every disclosure carries about what it may leave out. It names no
+# category and never varies, so a disclosure reads the same whether or not something
+# was withheld (neither confirming nor denying, in the spirit of APPI art. 81).
+WITHHELD_NOTICE = _l(
+    "Information whose disclosure to a legal representative could harm the child may be left out of "
+    "this disclosure (Act on the Protection of Personal Information, art. 78(1)(i)). "
+    "Every disclosure carries this sentence, whether or not anything was left out."
+)
+
+
+def _staff_actions_on_child(session: Session, child_id: int):
+    return session.execute(
+        select(AuditEvent.role, AuditEvent.at, AuditEvent.action, AuditEvent.detail)
+        .where(AuditEvent.child_id == child_id, AuditEvent.actor_kind == "staff")
+        .order_by(AuditEvent.at.desc())
+    ).all()
+
+
+def access_log_by_role_and_date(session: Session, child_id: int, *, release_withheld: bool = False) -> list[dict]:
+    """Who looked at the record: role, date (Tokyo) and count; never a name.
+
+    Actions that would reveal a withheld record (the staff reading a child's
+    request for help) are left out unless the data steward released them.
+    """
     counts: Counter = Counter()
-    for role, at in reads_of_child(session, child_id):
+    for role, at, action, detail in _staff_actions_on_child(session, child_id):
+        if not release_withheld and hooks.audit_row_withheld(action, detail):
+            continue
         counts[(at.astimezone(TOKYO).date(), role)] += 1
     return [
         {"date": d.isoformat(), "role": role, "count": n}
         for (d, role), n in sorted(counts.items(), key=lambda kv: (kv[0][0], kv[0][1]), reverse=True)
     ]
+
+
+def _family_rows(rows: list[dict], release_withheld: bool) -> tuple[list[dict], int]:
+    """A section's rows as the family gets them, and how many rows or values were held back."""
+    out, held = [], 0
+    for row in rows:
+        row = dict(row)
+        withheld = bool(row.pop(hooks.WITHHELD, False))
+        released = row.pop(hooks.RELEASED_VALUES, None) or {}
+        if withheld or released:
+            held += 1
+        if withheld and not release_withheld:
+            continue
+        if release_withheld:
+            row.update(released)
+        out.append(row)
+    return out, held
+
+
+@dataclass
+class WithheldCount:
+    title: str
+    count: int
+
+
+def withheld_summary(session: Session, child_id: int) -> list[WithheldCount]:
+    """For the data steward only: what a disclosure of this child leaves out, by section (counts)."""
+    out = []
+    for section in hooks.disclosure_sections():
+        _rows, held = _family_rows(section.fn(session, child_id), False)
+        if held:
+            out.append(WithheldCount(str(section.title), held))
+    held = sum(1 for _r, _a, action, detail in _staff_actions_on_child(session, child_id)
+               if hooks.audit_row_withheld(action, detail))
+    if held:
+        out.append(WithheldCount(str(_l("Who looked at the record")), held))
+    return out
+
+
+def release_withheld(session: Session, actor: Principal, req: DataRequest) -> DataRequest:
+    """The data steward releases what a disclosure withholds, for this one request (audited).
+
+    A single steward decides (no second approval): the law leaves withholding
+    to the controller's judgement, and releasing gives the family more, never less.
+    """
+    if actor.role != Role.data_steward.value:
+        raise service.NotAllowed()
+    if req.kind != RequestKind.disclosure:
+        raise service.ConsentError(_l("Only a disclosure request has anything to release."))
+    # One guarded statement: of two concurrent releases one matches the row, the other nothing.
+    claimed = session.execute(
+        update(DataRequest)
+        .where(DataRequest.id == req.id, DataRequest.withheld_released_at.is_(None))
+        .values(withheld_released_at=utcnow(), withheld_released_by_staff_id=actor.id)
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount != 1:
+        session.expire(req)
+        raise service.AlreadyRecorded(_l("This was already released."))
+    session.expire(req)
+    session.flush()
+    held = sum(w.count for w in withheld_summary(session, req.child_id))
+    audit.record(
+        session, actor, "consent.disclosure_released", child_id=req.child_id,
+        detail={"request_id": req.id, "items": held},
+    )
+    return req
 
 
 def consent_history_rows(session: Session, child_id: int) -> list[dict]:
@@ -203,17 +294,25 @@ def consent_history_rows(session: Session, child_id: int) -> list[dict]:
     return rows
 
 
-def disclosure(session: Session, actor: Principal, child_id: int) -> dict:
-    """Everything held about a child, as plain JSON values. A staff read is audited."""
+def disclosure(session: Session, actor: Principal, child_id: int, *, release_withheld: bool = False) -> dict:
+    """Everything held about a child that the family may have, as plain JSON values.
+
+    A child's request for help, and whatever would reveal one, is left out
+    (APPI art. 78(1)(i)) unless the data steward released it for the request
+    (``release_withheld``); ``withheld_notice`` is the same sentence either
+    way. A staff read is audited.
+    """
     child = session.get(Child, child_id)
     if actor.kind == "staff":
         audit.record_child_read(session, actor, child_id, "consent.disclosure", purpose="disclosure")
     cls = current_class_of(session, child_id)
     sections = []
     for section in hooks.disclosure_sections():
-        sections.append({"key": section.key, "title": str(section.title), "rows": section.fn(session, child_id)})
+        rows, _held = _family_rows(section.fn(session, child_id), release_withheld)
+        sections.append({"key": section.key, "title": str(section.title), "rows": rows})
     return {
         "generated_at": utcnow().isoformat(),
+        "withheld_notice": str(WITHHELD_NOTICE),
         "child": {
             "student_no": child.student_no,
             "name": child.name,
@@ -231,7 +330,7 @@ def disclosure(session: Session, actor: Principal, child_id: int) -> dict:
             for r in session.scalars(select(DataRequest).where(DataRequest.child_id == child_id).order_by(DataRequest.id))
         ],
         "sections": sections,
-        "access_log": access_log_by_role_and_date(session, child_id),
+        "access_log": access_log_by_role_and_date(session, child_id, release_withheld=release_withheld),
     }
 
 

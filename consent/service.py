@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import case, func, literal, select, union_all
+from sqlalchemy import case, func, literal, select, union_all, update
 from sqlalchemy.orm import Session, selectinload
 
 from consent import hooks
@@ -27,6 +27,7 @@ from consent.models import (
     OldConsent,
     Party,
     PendingPurge,
+    PurgeCause,
     PurgeStatus,
     document_hash,
 )
@@ -39,6 +40,10 @@ from portal.people.models import Child, GuardianChild, Role
 
 log = logging.getLogger(__name__)
 LOCALES = ("ja", "en")
+
+def lapse_window_days(purpose: ConsentPurpose) -> int:
+    """The lapse window of a purpose (``consent.models.LAPSE_WINDOW_DAYS``)."""
+    return purpose.lapse_days
 
 
 class ConsentError(Exception):
@@ -159,6 +164,9 @@ def publish_version(
         old_consent = OldConsent.stands
     # The purpose's lock before its latest number is read: a double-submitted form publishes once.
     once.lock(session, ConsentPurpose, purpose.id)
+    lapsing = (
+        list(session.scalars(consented_child_ids(purpose.code))) if old_consent == OldConsent.lapses else []
+    )
     previous = current_version(session, purpose.id)
     if previous is not None and _same_texts(previous, texts):
         raise AlreadyRecorded(_l("This text is already the current version (the form may have been sent twice). "
@@ -187,14 +195,97 @@ def publish_version(
             )
         )
     session.flush()
+    lapsed = schedule_lapse_purges(session, purpose, lapsing, version.published_at) if lapsing else 0
     audit.record(
         session,
         actor,
         "consent.publish",
         purpose=purpose.code,
-        detail={"version": number, "material": material, "old_consent": old_consent.value},
+        detail={"version": number, "material": material, "old_consent": old_consent.value, "lapsed": lapsed},
     )
     return version
+
+
+def schedule_lapse_purges(session: Session, purpose: ConsentPurpose, child_ids: list[int], since: datetime) -> int:
+    """These children's consent lapsed at ``since``: delete their data for the purpose after the lapse window.
+
+    Only those who are out of the gate now and have no purge pending; the
+    purge is cancelled if the family consents again before it is due.
+    """
+    if not child_ids:
+        return 0
+    still_in = set(session.scalars(consented_child_ids(purpose.code, only_child_ids=child_ids)))
+    pending = set(
+        session.scalars(
+            select(PendingPurge.child_id).where(
+                PendingPurge.purpose_id == purpose.id,
+                PendingPurge.status == PurgeStatus.pending,
+                PendingPurge.child_id.in_(child_ids),
+            )
+        )
+    )
+    lapsed_grant = dict(
+        session.execute(
+            select(ConsentEvent.child_id, func.max(ConsentEvent.id))
+            .where(
+                ConsentEvent.purpose_id == purpose.id,
+                ConsentEvent.action == Action.grant,
+                ConsentEvent.child_id.in_(child_ids),
+            )
+            .group_by(ConsentEvent.child_id)
+        ).all()
+    )
+    due = since + timedelta(days=lapse_window_days(purpose))
+    rows = [
+        PendingPurge(child_id=cid, purpose_id=purpose.id, event_id=lapsed_grant[cid], due_at=due, cause=PurgeCause.lapse)
+        for cid in dict.fromkeys(child_ids)
+        if cid not in still_in and cid not in pending and cid in lapsed_grant
+    ]
+    session.add_all(rows)
+    session.flush()
+    return len(rows)
+
+
+def schedule_gate_exits(session: Session, now: datetime | None = None) -> int:
+    """Find children who left a purpose's gate without a withdrawal and schedule their lapse purge.
+
+    A child leaves the gate without anyone withdrawing when a material version
+    lapses earlier consent (scheduled at once by :func:`publish_version`) or
+    when the child reaches the grade from which the child's own consent is
+    needed. Whoever has a grant newer than their last completed purge, is out
+    of the gate and has no purge pending is scheduled here (set-based, per
+    purpose), so no such data is held beyond the lapse window.
+    """
+    now = now or utcnow()
+    total = 0
+    for purpose in active_purposes(session):
+        E, P = ConsentEvent, PendingPurge
+        last_grant = (
+            select(E.child_id, func.max(E.recorded_at).label("granted"))
+            .where(E.purpose_id == purpose.id, E.action == Action.grant)
+            .group_by(E.child_id)
+            .subquery()
+        )
+        last_done = (
+            select(P.child_id, func.max(P.done_at).label("done"))
+            .where(P.purpose_id == purpose.id, P.status == PurgeStatus.done)
+            .group_by(P.child_id)
+            .subquery()
+        )
+        pending = select(P.child_id).where(P.purpose_id == purpose.id, P.status == PurgeStatus.pending)
+        ids = list(
+            session.scalars(
+                select(last_grant.c.child_id)
+                .outerjoin(last_done, last_done.c.child_id == last_grant.c.child_id)
+                .where(
+                    last_grant.c.child_id.not_in(consented_child_ids(purpose.code)),
+                    last_grant.c.child_id.not_in(pending),
+                    (last_done.c.done.is_(None)) | (last_grant.c.granted > last_done.c.done),
+                )
+            )
+        )
+        total += schedule_lapse_purges(session, purpose, ids, now)
+    return total
 
 
 # -- events ------------------------------------------------------------------------
@@ -316,7 +407,23 @@ def record_event(
         # (a lapsed version, a new grade that needs the child's own consent),
         # a withdrawal removes what is held for the purpose.
         schedule_purge(session, actor, ev, purpose)
+    elif action == Action.grant and is_consented(session, child_id, purpose.code):
+        # Consent again within a retention or lapse window: what is held is kept.
+        cancel_pending_purges(session, child_id, purpose)
     return ev
+
+
+def cancel_pending_purges(session: Session, child_id: int, purpose: ConsentPurpose) -> int:
+    res = session.execute(
+        update(PendingPurge)
+        .where(
+            PendingPurge.child_id == child_id,
+            PendingPurge.purpose_id == purpose.id,
+            PendingPurge.status == PurgeStatus.pending,
+        )
+        .values(status=PurgeStatus.cancelled, done_at=utcnow())
+    )
+    return res.rowcount or 0
 
 
 def _check_actor(session, actor, child_id, purpose, party, channel) -> None:
@@ -378,15 +485,20 @@ def run_purge(session: Session, pending: PendingPurge, *, actor: Principal = SYS
         "consent.purge",
         child_id=pending.child_id,
         purpose=purpose.code,
-        detail={"counts": counts, "event_id": pending.event_id},
+        detail={"counts": counts, "event_id": pending.event_id, "cause": PurgeCause(pending.cause).value},
     )
     log.info("consent purge done: purpose=%s rows=%d", purpose.code, sum(counts.values()))
     return counts
 
 
 def run_due_purges(session: Session, now: datetime | None = None) -> int:
-    """For the scheduler: run every purge whose retention window has ended."""
+    """For the scheduler: run every purge whose retention or lapse window has ended.
+
+    First schedules the purges of children who left a gate without a
+    withdrawal (:func:`schedule_gate_exits`).
+    """
     now = now or utcnow()
+    schedule_gate_exits(session, now)
     due = session.scalars(
         select(PendingPurge)
         .where(PendingPurge.status == PurgeStatus.pending, PendingPurge.due_at <= now)

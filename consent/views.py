@@ -19,9 +19,18 @@ from consent.forms import (
     PaperForm,
     PublishForm,
     PurposeForm,
+    ReleaseForm,
     RequestForm,
 )
-from consent.models import Action, DataRequest, OldConsent, Party, RequestKind, RequestStatus
+from consent.models import (
+    LAPSE_WINDOW_DAYS,
+    Action,
+    DataRequest,
+    OldConsent,
+    Party,
+    RequestKind,
+    RequestStatus,
+)
 from consent.paper import import_paper, record_paper
 from portal.audit.service import record_child_read
 from portal.auth.access import allow, child_or_404, public
@@ -203,7 +212,8 @@ def family_disclosure(request_id: int, fmt: str):
     if req is None or not req.disclosure_ready:
         abort(404)
     child_or_404(db.session, current_user, req.child_id)
-    data = rights.disclosure(db.session, current_user, req.child_id)
+    data = rights.disclosure(db.session, current_user, req.child_id,
+                             release_withheld=req.withheld_released_at is not None)
     db.session.commit()
     return _disclosure_response(data, fmt, req.id)
 
@@ -272,7 +282,8 @@ def staff_purposes():
     purposes = service.active_purposes(db.session)
     found = service.current_versions(db.session, [p.id for p in purposes])
     versions = {p.id: found.get(p.id) for p in purposes}
-    return render_template("consent/staff_purposes.html", purposes=purposes, versions=versions)
+    return render_template("consent/staff_purposes.html", purposes=purposes, versions=versions,
+                           lapse_days=LAPSE_WINDOW_DAYS)
 
 
 @bp.route("/staff/consent/purposes/new", methods=["GET", "POST"])
@@ -409,11 +420,34 @@ def staff_request(request_id: int):
             flash(_("The answer is recorded."), "success")
             return redirect(url_for("consent.staff_request", request_id=req.id))
     record_child_read(db.session, current_user, child.id, "consent.request", purpose="data_request")
+    withheld = rights.withheld_summary(db.session, child.id) if req.kind == RequestKind.disclosure else []
     db.session.commit()
     days_left = (req.due_on - rights.today_tokyo()).days
-    return render_template("consent/staff_request.html", req=req, child=child, form=form, days_left=days_left), (
+    return render_template("consent/staff_request.html", req=req, child=child, form=form, days_left=days_left,
+                           withheld=withheld, release_form=ReleaseForm()), (
         422 if form.errors else 200
     )
+
+
+@bp.route("/staff/consent/requests/<int:request_id>/release", methods=["POST"])
+@allow(STEWARD)
+def staff_release(request_id: int):
+    req = db.session.get(DataRequest, request_id)
+    if req is None:
+        abort(404)
+    form = ReleaseForm()
+    if not form.validate_on_submit():
+        flash(_("Confirm your judgement first."), "error")
+        return redirect(url_for("consent.staff_request", request_id=req.id))
+    try:
+        rights.release_withheld(db.session, current_user, req)
+    except service.ConsentError as exc:
+        db.session.rollback()
+        flash(str(exc.message), "error")
+    else:
+        db.session.commit()
+        flash(_("Released: the family's disclosure for this request now includes these records."), "success")
+    return redirect(url_for("consent.staff_request", request_id=req.id))
 
 
 @bp.route("/staff/consent/requests/<int:request_id>/disclosure.<fmt>")
@@ -423,7 +457,9 @@ def staff_disclosure(request_id: int, fmt: str):
     req = db.session.get(DataRequest, request_id)
     if req is None or req.kind != RequestKind.disclosure:
         abort(404)
-    data = rights.disclosure(db.session, current_user, req.child_id)
+    # What the family gets for this request (the steward checks it before answering).
+    data = rights.disclosure(db.session, current_user, req.child_id,
+                             release_withheld=req.withheld_released_at is not None)
     db.session.commit()
     return _disclosure_response(data, fmt, req.id)
 
@@ -443,7 +479,7 @@ def staff_coverage():
 @public
 def public_purposes():
     purposes = service.active_purposes(db.session)
-    return render_template("consent/public_purposes.html", purposes=purposes)
+    return render_template("consent/public_purposes.html", purposes=purposes, lapse_days=LAPSE_WINDOW_DAYS)
 
 
 @bp.route("/consent/register")

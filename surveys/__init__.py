@@ -34,6 +34,7 @@ def init_app(app: Flask) -> None:
     hooks.register_disclosure_section("surveys.checkins", _l("Wellbeing check-ins"), service.disclosure_checkins)
     hooks.register_disclosure_section("surveys.family", _l("Family questionnaire"), service.disclosure_family)
     hooks.register_file_register_source(service.file_register_entries)
+    hooks.register_withheld_audit(service.withheld_audit)
 
     nav.register(_l("Check-in"), "surveys.checkins", ("student",), 20)
     nav.register(_l("Questionnaires"), "surveys.family_list", ("guardian",), 30)

@@ -1,7 +1,8 @@
 """Surveys: schedules, closed days, assignments, responses, signals and help alerts.
 
 Every table holding a child's data has a ``child_id`` so withdrawing consent
-for ``wellbeing_survey`` purges it with set-based deletes.
+for ``wellbeing_survey`` purges it with set-based deletes; a :class:`HelpAlert`
+is the exception: a request for help is not consent-based and is kept.
 """
 
 from __future__ import annotations
@@ -169,7 +170,8 @@ class HelpAlert(Base):
     child_id: Mapped[int] = mapped_column(ForeignKey("child.id", ondelete="CASCADE"), index=True)
     school_id: Mapped[int] = mapped_column(ForeignKey("school.id"))
     class_id: Mapped[int | None] = mapped_column(ForeignKey("school_class.id"))
-    response_id: Mapped[int | None] = mapped_column(ForeignKey("survey_response.id", ondelete="CASCADE"))
+    # SET NULL, not CASCADE: deleting the answers (a consent purge) never deletes the request for help.
+    response_id: Mapped[int | None] = mapped_column(ForeignKey("survey_response.id", ondelete="SET NULL"))
     reason: Mapped[AlertReason] = mapped_column(_enum(AlertReason))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

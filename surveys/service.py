@@ -25,8 +25,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, joinedload
 
+from consent import hooks as consent_hooks
 from consent.gate import consented_child_ids
 from consent.gate import is_consented as is_consented_child
+from consent.models import LAPSE_WINDOW_DAYS
 from portal.audit import service as audit
 from portal.auth.access import can_see_child, current_year_id_subquery, visible_child_ids
 from portal.auth.principal import Principal
@@ -540,13 +542,23 @@ def scores_for_screening(at: datetime | None = None, since: datetime | None = No
 
 
 def purge_children(session: Session, child_ids: list[int]) -> dict[str, int]:
-    """Consent withdrawn: delete what surveys hold for these children (set-based)."""
+    """Consent withdrawn or lapsed: delete what surveys hold *for the purpose* (set-based).
+
+    A child's request for help (:class:`HelpAlert`) is not consent-based
+    processing: it reaches an adult whatever the consent, so no consent event
+    deletes it or its acknowledgement. It only loses its link to the check-in
+    answers, which are consent-based and go.
+    """
     if not child_ids:
         return {}
     counts = {}
+    session.execute(
+        update(HelpAlert)
+        .where(HelpAlert.child_id.in_(child_ids), HelpAlert.response_id.is_not(None))
+        .values(response_id=None)
+    )
     for model, key in (
         (SurveySignal, "survey_signals"),
-        (HelpAlert, "help_alerts"),
         (SurveyResponse, "survey_responses"),
         (SurveyAssignment, "survey_assignments"),
     ):
@@ -556,33 +568,64 @@ def purge_children(session: Session, child_ids: list[int]) -> dict[str, int]:
     return counts
 
 
-def _response_row(r: SurveyResponse, *, with_free_text: bool = True) -> dict:
+def _help_items(instrument_code: str) -> frozenset[str]:
+    """Ids of the items through which a child asks for help ("I want to talk to someone")."""
+    try:
+        inst = instruments.get(instrument_code)
+    except KeyError:
+        return frozenset()
+    return frozenset(i.id for i in inst.items if any(o.help for o in i.options))
+
+
+def _response_row(r: SurveyResponse, *, for_child: bool = False) -> dict:
+    """One answer set for the disclosure (開示).
+
+    For the child's own check-ins (``for_child``), what the family does not
+    get unless the data steward releases it (APPI art. 78(1)(i)): the answer
+    to the "I want to talk to someone" item, left out of *every* row whatever
+    it was (a row reads the same with or without a request for help), and
+    the child's written note, which the check-in promises only the counsellor
+    reads. The true values travel in ``RELEASED_VALUES`` (the full answers only
+    when one of them asked for help: nothing else is held back).
+    """
+    answers = dict(r.answers or {})
+    free_text = json.dumps(free_text_of(r), ensure_ascii=False) if r.free_text else None
     row = {
         "instrument": r.instrument_code,
         "version": r.instrument_version,
         "submitted_at": r.submitted_at.isoformat(),
-        "answers": json.dumps(r.answers, ensure_ascii=False, sort_keys=True),
-        "free_text": json.dumps(free_text_of(r), ensure_ascii=False) if r.free_text and with_free_text else None,
+        "answers": json.dumps(answers, ensure_ascii=False, sort_keys=True),
+        "free_text": free_text,
         "score": r.score,
         "below_threshold": r.low,
     }
-    if not with_free_text:
-        row["free_text_withheld"] = bool(r.free_text)
+    if for_child:
+        shown = {k: v for k, v in answers.items() if k not in _help_items(r.instrument_code)}
+        released = {}
+        row["answers"] = json.dumps(shown, ensure_ascii=False, sort_keys=True)
+        if shown != answers and (r.help_requested or r.critical):  # it asked for help: the steward may release it
+            released["answers"] = json.dumps(answers, ensure_ascii=False, sort_keys=True)
+        if free_text is not None:
+            row["free_text"] = None
+            released["free_text"] = free_text
+        if released:
+            row[consent_hooks.RELEASED_VALUES] = released
     return row
 
 
 def disclosure_checkins(session: Session, child_id: int) -> list[dict]:
     """For a disclosure (開示): the child's own check-ins, help requests and the signals derived from them.
 
-    No staff names: an acknowledged help request shows when, not by whom.
-    A child's written note is withheld (``free_text_withheld``): the check-in
-    promises the child that only the counsellor reads it, and the download
-    goes to the family, who may be what the child wrote about (APPI art. 33
-    (2)(i) allows withholding what could harm the person). The counsellor
-    can read it on the child's page.
+    No staff names: an acknowledged help request shows when, not by whom. A
+    child's request for help (the alert, its signals, the answer that asked)
+    and the child's written notes are marked withheld: the download goes to
+    the family, who may be what the child asked for help about (APPI art.
+    78(1)(i), for a municipality: disclosure to a minor's legal
+    representative that may harm the child). The data steward can release
+    them for one request; the counsellor reads them on the child's page.
     """
     rows = [
-        {"record": "answer", **_response_row(r, with_free_text=False)}
+        {"record": "answer", **_response_row(r, for_child=True)}
         for r in session.scalars(
             select(SurveyResponse)
             .where(SurveyResponse.child_id == child_id, SurveyResponse.respondent_kind == "student")
@@ -595,16 +638,29 @@ def disclosure_checkins(session: Session, child_id: int) -> list[dict]:
             "submitted_at": a.created_at.isoformat(),
             "reason": a.reason.value,
             "acknowledged_at": a.acknowledged_at.isoformat() if a.acknowledged_at else None,
+            consent_hooks.WITHHELD: True,
         }
         for a in session.scalars(select(HelpAlert).where(HelpAlert.child_id == child_id).order_by(HelpAlert.created_at))
     ]
     rows += [
-        {"record": "signal", "kind": sig.kind.value, "value": sig.value, "observed_at": sig.observed_at.isoformat()}
+        {
+            "record": "signal", "kind": sig.kind.value, "value": sig.value, "observed_at": sig.observed_at.isoformat(),
+            **({consent_hooks.WITHHELD: True} if sig.kind in HELP_SIGNALS else {}),
+        }
         for sig in session.scalars(
             select(SurveySignal).where(SurveySignal.child_id == child_id).order_by(SurveySignal.observed_at, SurveySignal.id)
         )
     ]
     return rows
+
+
+# Signals that exist only because a child asked for help or answered critically (an alert was raised).
+HELP_SIGNALS = (SignalKind.help_request, SignalKind.critical_answer)
+
+
+def withheld_audit(action: str, detail: dict) -> bool:
+    """Audit rows that show staff reading or answering a child's request for help (kept out of a disclosure)."""
+    return action == "surveys.alert_acknowledged" or (action == "child.read" and detail.get("view") == "surveys.alerts")
 
 
 def disclosure_family(session: Session, child_id: int) -> list[dict]:
@@ -625,16 +681,24 @@ def file_register_entries() -> list[dict]:
         {
             "name": "児童生徒の心と体のチェックイン（こころの天気・WHO-5）",
             "purpose_code": PURPOSE,
-            "items": ["児童生徒番号", "回答日時", "回答（選択肢）", "自由記述（暗号化）", "得点", "「だれかと話したい」の依頼と対応日時", "継続的な低調などの兆候"],
+            "items": ["児童生徒番号", "回答日時", "回答（選択肢）", "自由記述（暗号化）", "得点", "継続的な低調などの兆候"],
             "source": "本人（学校の端末・自宅の端末から回答）",
-            "retention": "回答から3年。同意の撤回で直ちに削除",
+            "retention": f"回答から3年。同意の撤回で直ちに削除。同意が失効したときは{LAPSE_WINDOW_DAYS}日後に削除",
+        },
+        {
+            # Not consent-based: a child's request for help always reaches an adult.
+            "name": "児童生徒からの相談の依頼（「だれかと話したい」）と対応の記録",
+            "purpose_code": None,
+            "items": ["児童生徒番号", "学級", "依頼の日時と理由（相談の依頼・深刻な回答）", "対応の日時と記録（暗号化）", "管理職への連絡の日時"],
+            "source": "本人（チェックイン・「だれかと話したい」ボタン）、対応した教職員",
+            "retention": "同意の撤回・失効では削除しない（保護者への開示からは除く：個人情報保護法第78条第1項第1号）",
         },
         {
             "name": "家庭環境アンケート",
             "purpose_code": PURPOSE,
             "items": ["児童生徒番号", "回答日時", "世帯の状況", "困りごと（家計・介護など）", "希望する支援", "自由記述（暗号化）"],
             "source": "保護者（ポータルから回答）",
-            "retention": "回答から3年。同意の撤回で直ちに削除",
+            "retention": f"回答から3年。同意の撤回で直ちに削除。同意が失効したときは{LAPSE_WINDOW_DAYS}日後に削除",
         },
     ]
 

@@ -18,6 +18,7 @@ def init_app(app: Flask) -> None:
     hooks.register_disclosure_section("casework", _l("Support cases at school"), service.disclosure_rows)
     hooks.register_disclosure_section("casework.assessments", _l("Teachers' assessments"), service.disclosure_assessments)
     hooks.register_file_register_source(service.file_register_entries)
+    hooks.register_withheld_audit(service.withheld_audit)
     register_job("casework.daily", "backoffice.casework.tasks:daily",
                  {"trigger": "cron", "hour": 7, "minute": 30})
 

@@ -25,6 +25,7 @@ from backoffice.casework.models import (
     Meeting,
 )
 from backoffice.casework.service import (
+    ALERT_QUEUE_READ,
     audit_reads,
     latest_assessments,
     tokyo_today,
@@ -121,8 +122,9 @@ def queue(session: Session, principal: Principal, locale: str) -> tuple[list[Que
         .order_by(HelpAlert.created_at.desc())
         .limit(200)
     ).all()
-    audit_reads(session, principal, [i.child_id for i in items] + [a.child_id for a, *_ in alert_rows],
-                "casework.queue")
+    audit_reads(session, principal, [i.child_id for i in items], "casework.queue")
+    # Reads of children's requests for help are audited apart, so a disclosure can withhold them.
+    audit_reads(session, principal, [a.child_id for a, *_ in alert_rows], ALERT_QUEUE_READ)
     alerts = [
         QueueItem(a.child_id, name, _class_label(grade, cname), 3, a.created_at, [], alert_id=a.id,
                   alert_reason=a.reason.value, case_id=case_id)

@@ -276,6 +276,8 @@ def open_case(
         changed = False
         if flag_id is not None and existing.flag_id is None:
             existing.flag_id, changed = flag_id, True
+        if alert_id is not None and existing.alert_id is None:
+            existing.alert_id, changed = alert_id, True
         if uses_linkage and not existing.uses_linkage:
             existing.uses_linkage, changed = True, True
         if uses_survey and not existing.uses_survey:
@@ -336,8 +338,10 @@ def open_from_alert(session: Session, actor: Principal, alert_id: int) -> Case:
     )
     if alert is None:
         raise NotFound(alert_id)
+    # A request for help is not consent-based (it reaches an adult whatever the consent),
+    # so the case rests on no consented data and no consent event closes it.
     return open_case(session, actor, alert.child_id, source=CaseSource.alert, alert_id=alert.id, urgency=3,
-                     flagged_at=alert.created_at, uses_survey=True)
+                     flagged_at=alert.created_at)
 
 
 # -- assessment ---------------------------------------------------------------------
@@ -958,7 +962,10 @@ def close_for_withdrawal(session: Session, child_ids: list[int], purpose: str) -
     if not child_ids:
         return {"cases_closed": 0}
     column = Case.uses_linkage if purpose == "data_linkage" else Case.uses_survey
-    cond = and_(Case.child_id.in_(child_ids), Case.status.in_(OPEN_STATUSES), column.is_(True))
+    # A case a member of staff opened, or one that carries a child's request for help, is not
+    # consent-based: no consent event closes it (the consented evidence goes with its purgers).
+    cond = and_(Case.child_id.in_(child_ids), Case.status.in_(OPEN_STATUSES), column.is_(True),
+                Case.source == CaseSource.flag, Case.alert_id.is_(None))
     rows = session.execute(select(Case.id, Case.child_id, Case.status, Case.teacher_id).where(cond)).all()
     if not rows:
         return {"cases_closed": 0}
@@ -1009,24 +1016,49 @@ def disclosure_rows(session: Session, child_id: int) -> list[dict]:
         select(Case.id, Case.status, Case.source, Case.flagged_at, Case.decided_at, Case.closed_at, Case.close_reason)
         .where(Case.child_id == child_id).order_by(Case.id)
     ).all()
-    return [
-        {"case": i + 1, "status": r.status.value, "source": r.source.value,
-         "opened": r.flagged_at.date().isoformat(), "decided": r.decided_at.date().isoformat() if r.decided_at else None,
-         "closed": r.closed_at.date().isoformat() if r.closed_at else None,
-         "close_reason": r.close_reason.value if r.close_reason else None}
-        for i, r in enumerate(rows)
-    ]
+    from consent.hooks import RELEASED_VALUES
+
+    out = []
+    for i, r in enumerate(rows):
+        row = {"case": i + 1, "status": r.status.value, "source": r.source.value,
+               "opened": r.flagged_at.date().isoformat(), "decided": r.decided_at.date().isoformat() if r.decided_at else None,
+               "closed": r.closed_at.date().isoformat() if r.closed_at else None,
+               "close_reason": r.close_reason.value if r.close_reason else None}
+        if r.source == CaseSource.alert:
+            # A case opened from a child's request for help reads as one a member of staff
+            # opened (which is what happened); that it came from a request for help is
+            # withheld from the family unless the data steward releases it (APPI art. 78(1)(i)).
+            row["source"] = CaseSource.manual.value
+            row[RELEASED_VALUES] = {"source": CaseSource.alert.value}
+        out.append(row)
+    return out
+
+
+def withheld_audit(action: str, detail: dict) -> bool:
+    """Audit rows that show staff reading a child's request for help (kept out of a disclosure).
+
+    Not the opening of a case from one: the case is disclosed (as one a member
+    of staff opened), so the family sees a staff action for it, as for any case.
+    """
+    return action == "child.read" and detail.get("view") == ALERT_QUEUE_READ
+
+
+ALERT_QUEUE_READ = "casework.queue.alerts"
 
 
 def disclosure_assessments(session: Session, child_id: int) -> list[dict]:
     """The teachers' assessments of the child (開示), without staff names.
 
     Levels of concern per domain, the proposal and its dates are disclosed. The
-    free-text notes are not copied into the download: they are a record of
-    evaluation and guidance whose release can put a child at risk (a note on
-    family contact read by the family), so each row says which notes exist and
-    the data steward decides on their release case by case.
+    free-text notes are not: they are a record of evaluation and guidance whose
+    release can put a child at risk (a note on family contact, or the child's
+    own words, read by the family: APPI art. 78(1)(i)). Nothing in the row says
+    whether notes exist (the disclosure's one sentence about what may be left
+    out covers them); the data steward can release them for one request
+    (``RELEASED_VALUES``: ``notes``, by field).
     """
+    from consent.hooks import RELEASED_VALUES
+
     rows = session.execute(
         select(Assessment, Case.id.label("case_id")).join(Case, Case.id == Assessment.case_id)
         .where(Assessment.child_id == child_id).order_by(Assessment.id)
@@ -1035,16 +1067,18 @@ def disclosure_assessments(session: Session, child_id: int) -> list[dict]:
     out = []
     for r in rows:
         a = r.Assessment
-        notes = [f"{d}_note" for d in DOMAINS if getattr(a, f"{d}_note")]
-        notes += [n for n in ("child_voice", "notes", "no_concern_reason") if getattr(a, n)]
-        out.append({
+        names = [f"{d}_note" for d in DOMAINS] + ["child_voice", "notes", "no_concern_reason"]
+        notes = {n: getattr(a, n) for n in names if getattr(a, n)}
+        row = {
             "case": case_numbers[r.case_id],
             "assessed_on": a.created_at.astimezone(TOKYO).date().isoformat(),
             **{d: getattr(a, d).value for d in DOMAINS},
             "proposal": a.proposal.value,
             "review_date": a.review_date.isoformat() if a.review_date else None,
-            "notes_withheld": notes,
-        })
+        }
+        if notes:
+            row[RELEASED_VALUES] = {"notes": notes}
+        out.append(row)
     return out
 
 

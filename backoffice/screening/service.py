@@ -219,30 +219,38 @@ def describe_factors(flag: Flag, locale: str = "ja") -> list[str]:
 
 
 def _purge(session: Session, purpose: str, child_ids: list[int]) -> dict[str, int]:
-    """Delete the flags that rest on ``purpose`` for these children (set-based).
+    """Consent for ``purpose`` ended: delete the flags that rest on it (set-based).
 
-    Manual flags go too once the child is in neither screening purpose.
+    A teacher's own concern (a manual flag) is not consent-based and stays;
+    only the consent-based evidence kept with it goes: the indicator values
+    of ``purpose`` in its ``features`` (the decision table the model learns
+    from) and the model's score and factors, computed from consented data.
+    The same evidence is stripped from the child's other remaining flags
+    (a linkage-rule flag keeps the survey values of the day it was raised).
     """
-    from sqlalchemy import delete
+    from sqlalchemy import delete, update
 
     if not child_ids:
-        return {"screening_flags": 0}
+        return {"screening_flags": 0, "screening_evidence": 0}
     needs = Flag.needs_linkage if purpose == LINKAGE else Flag.needs_survey
     n = session.execute(
-        delete(Flag).where(Flag.child_id.in_(child_ids), needs.is_(True)).execution_options(synchronize_session=False)
-    ).rowcount or 0
-    n += session.execute(
         delete(Flag)
-        .where(
-            Flag.child_id.in_(child_ids),
-            Flag.source == FlagSource.manual,
-            Flag.child_id.not_in(screened_child_ids()),
-        )
+        .where(Flag.child_id.in_(child_ids), needs.is_(True), Flag.source != FlagSource.manual)
         .execution_options(synchronize_session=False)
     ).rowcount or 0
+    codes = {code for code, ind in INDICATORS.items() if ind.purpose == purpose}
+    updates = []
+    for fid, features, score, factors in session.execute(
+        select(Flag.id, Flag.features, Flag.model_score, Flag.model_factors).where(Flag.child_id.in_(child_ids))
+    ):
+        kept = {k: v for k, v in (features or {}).items() if k not in codes}
+        if kept != (features or {}) or score is not None or factors:
+            updates.append({"id": fid, "features": kept, "model_score": None, "model_factors": None})
+    if updates:
+        session.execute(update(Flag), updates)
     session.expire_all()
     session.flush()
-    return {"screening_flags": n}
+    return {"screening_flags": n, "screening_evidence": len(updates)}
 
 
 def purge_linkage(session: Session, child_ids: list[int]) -> dict[str, int]:
@@ -253,20 +261,39 @@ def purge_survey(session: Session, child_ids: list[int]) -> dict[str, int]:
     return _purge(session, SURVEYS, child_ids)
 
 
+# Indicators that exist only because a child asked for help: withheld from the family's disclosure.
+HELP_INDICATORS = frozenset({"help_request"})
+
+
 def disclosure_rows(session: Session, child_id: int) -> list[dict]:
-    """The child's flags for the disclosure download (開示): no staff names, no free text of others."""
-    rows = session.scalars(select(Flag).where(Flag.child_id == child_id).order_by(Flag.created_at)).all()
-    return [
-        {
+    """The child's flags for the disclosure download (開示): no staff names, no free text of others.
+
+    A reason that is a child's request for help is withheld from the family
+    (APPI art. 78(1)(i)) unless the data steward releases it: the flag shows
+    its other reasons, and a flag with no other reason is withheld whole.
+    """
+    from consent.hooks import RELEASED_VALUES, WITHHELD
+
+    out = []
+    for f in session.scalars(select(Flag).where(Flag.child_id == child_id).order_by(Flag.created_at)).all():
+        help_reason = [r.get("indicator") in HELP_INDICATORS for r in (f.reasons or [])]
+        with force_locale("ja"):
+            sentences = [_cap(_describe_one(r, f)) for r in (f.reasons or [])]
+        shown = [t for t, is_help in zip(sentences, help_reason, strict=True) if not is_help]
+        row = {
             "raised_on": f.created_at.date().isoformat(),
             "source": f.source.value,
-            "reasons": describe_reasons(f, "ja"),
+            "reasons": shown,
             "status": f.status.value,
             "resolved_on": f.resolved_at.date().isoformat() if f.resolved_at else None,
             "outcome": f.outcome.value if f.outcome else None,
         }
-        for f in rows
-    ]
+        if any(help_reason):
+            row[RELEASED_VALUES] = {"reasons": sentences}
+            if not shown:
+                row[WITHHELD] = True
+        out.append(row)
+    return out
 
 
 # -- rule sets: drafted by the data steward, approved by a second person ----------

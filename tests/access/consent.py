@@ -21,6 +21,7 @@ EXPECTED = {
     "consent.staff_requests": STEWARD,
     "consent.staff_request": STEWARD,
     "consent.staff_disclosure": STEWARD,
+    "consent.staff_release": STEWARD,
     "consent.staff_coverage": ("data_steward", "coordinator"),
     "consent.public_purposes": ALL_ROLES,
     "consent.public_register": ALL_ROLES,

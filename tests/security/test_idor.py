@@ -399,6 +399,7 @@ UNSCOPED: dict[str, str] = {
                            "(tests/security/test_registration.py)",
     "consent.staff_disclosure": _STEWARD_ONLY,
     "consent.staff_request": _STEWARD_ONLY,
+    "consent.staff_release": _STEWARD_ONLY,
     "consent.staff_publish": "a purpose code, municipality-wide; data steward only",
     "consent.staff_purpose_edit": "a purpose code, municipality-wide; data steward only",
     "consent.student_purpose": "a purpose code; the student's own consent only",

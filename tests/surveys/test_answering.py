@@ -77,15 +77,16 @@ def test_child_without_consent_gets_no_assignment_and_cannot_answer(session, sv)
     assert service.open_assignments(session, principal_for(env["child"]), NOW) == []
 
 
-def test_withdrawal_hides_open_check_in_and_purges_answers(session, sv):
+def test_withdrawal_hides_open_check_in_and_purges_answers_but_not_the_request_for_help(session, sv):
     env = sv.setup()
     child = env["child"]
     a = _assignment(session, child)
     service.submit(session, principal_for(child), a.id, {**MOOD_OK, "talk": "1"}, NOW)
     give_consent(session, child, "wellbeing_survey", withdraw=True)
     assert session.scalar(select(func.count()).select_from(SurveyResponse)) == 0
-    assert session.scalar(select(func.count()).select_from(HelpAlert)) == 0
     assert session.scalar(select(func.count()).select_from(SurveySignal)) == 0
+    alert = session.scalar(select(HelpAlert))
+    assert alert is not None and alert.response_id is None  # kept, only unlinked from the deleted answers
 
 
 def test_resume_keeps_half_done_answers(session, sv):

@@ -16,7 +16,7 @@ from tests.surveys.conftest import MONDAY_0830, MOOD_OK
 TERM_START = datetime(2026, 9, 1, 1, 0, tzinfo=UTC)
 
 
-def test_disclosure_has_check_ins_help_requests_and_the_family_questionnaire(session, sv, make):
+def test_disclosure_has_check_ins_and_the_family_questionnaire_but_not_the_childs_request_for_help(session, sv, make):
     env = sv.setup(grade=5)
     child = env["child"]
     family = sv.schedule(env["cls"], "family", frequency=Frequency.termly, start=time(0, 0), end=time(23, 0), days_open=14)
@@ -36,14 +36,21 @@ def test_disclosure_has_check_ins_help_requests_and_the_family_questionnaire(ses
     checkins = sections["surveys.checkins"]
     answers = [r for r in checkins if r["record"] == "answer"]
     assert len(answers) == 1 and answers[0]["instrument"] == "mood"
-    # the child's note to the counsellor is not handed to the family; that one exists is said
-    assert answers[0]["free_text"] is None and answers[0]["free_text_withheld"] is True
+    assert json.loads(answers[0]["answers"])["weather"] == 1
+    # the child's note to the counsellor and the request for help are not handed to the family,
+    # and nothing in the row says that they exist
+    assert answers[0]["free_text"] is None and "talk" not in json.loads(answers[0]["answers"])
     assert "ないしょ" not in json.dumps(out, ensure_ascii=False)
-    assert any(r["record"] == "help_request" for r in checkins)
-    assert any(r["record"] == "signal" and r["kind"] == "help_request" for r in checkins)
+    assert not any(r["record"] == "help_request" for r in checkins)
+    assert not any(r["record"] == "signal" and r["kind"] in ("help_request", "critical_answer") for r in checkins)
+    assert all(not k.startswith("_") for r in checkins for k in r)
     assert [r["instrument"] for r in sections["surveys.family"]] == ["family"]
+    # released by the data steward: all of it is there
+    full = {s["key"]: s["rows"] for s in rights.disclosure(session, SYSTEM, child.id, release_withheld=True)["sections"]}
+    assert any(r["record"] == "help_request" for r in full["surveys.checkins"])
+    assert "ないしょ" in json.dumps(full, ensure_ascii=False)
     # staff names never appear
-    text = json.dumps(sections, ensure_ascii=False)
+    text = json.dumps(full, ensure_ascii=False)
     for staff in (env["teacher"], env["counsellor"], env["lead"]):
         assert staff.name not in text
 

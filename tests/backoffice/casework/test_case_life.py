@@ -294,7 +294,7 @@ def test_withdrawing_consent_closes_tied_cases_and_tells_the_teacher_only_that(s
         cw.reopen_case(session, world.p(world.lead), case_id, closed.version)
 
 
-def test_cases_from_help_requests_close_when_check_in_consent_is_withdrawn(session, make, world):
+def test_cases_from_help_requests_stay_open_when_check_in_consent_is_withdrawn(session, make, world):
     from surveys.models import AlertReason, HelpAlert
 
     child = make.child(world.cls)
@@ -305,10 +305,36 @@ def test_cases_from_help_requests_close_when_check_in_consent_is_withdrawn(sessi
     session.add(alert)
     session.flush()
     case = cw.open_from_alert(session, world.p(world.teacher), alert.id)
-    assert case.uses_survey and case.urgency == 3
+    # a request for help is not consent-based: the case rests on no consented data
+    assert not case.uses_survey and case.urgency == 3
     give_consent(session, child, "wellbeing_survey", withdraw=True)
     session.expire_all()
-    assert session.get(Case, case.id).status == CaseStatus.closed
+    assert session.get(Case, case.id).status == CaseStatus.flagged
+    assert session.get(HelpAlert, alert.id) is not None
+
+
+def test_a_case_a_teacher_opened_stays_open_when_consent_is_withdrawn(session, world, flagged):
+    """A teacher's own concern is not consent-based, even after a flag joined the case."""
+    child, flag = flagged(world.cls)
+    case = cw.open_case(session, world.p(world.teacher), child.id)
+    assert cw.open_from_flag(session, world.p(world.teacher), flag.id).id == case.id  # the flag joins it
+    give_consent(session, child, "data_linkage", withdraw=True)
+    session.expire_all()
+    assert session.get(Case, case.id).status == CaseStatus.flagged
+
+
+def test_a_flag_case_that_carries_a_request_for_help_stays_open_when_consent_is_withdrawn(session, world, flagged):
+    from surveys.models import AlertReason, HelpAlert
+
+    child, flag = flagged(world.cls)
+    case = cw.open_from_flag(session, world.p(world.teacher), flag.id)
+    alert = HelpAlert(child_id=child.id, school_id=world.school.id, class_id=world.cls.id, reason=AlertReason.talk_request)
+    session.add(alert)
+    session.flush()
+    assert cw.open_from_alert(session, world.p(world.teacher), alert.id).id == case.id
+    give_consent(session, child, "data_linkage", withdraw=True)
+    session.expire_all()
+    assert session.get(Case, case.id).status == CaseStatus.flagged
 
 
 def test_disclosure_rows_hold_no_names_or_notes(session, world, flagged):
@@ -323,14 +349,18 @@ def test_disclosure_carries_the_assessments_without_names_or_note_text(session, 
     (row,) = cw.disclosure_assessments(session, child.id)
     assert row["case"] == 1 and row["proposal"] in {"support_needed", "keep_watching", "no_concern"}
     assert {"attendance", "learning", "health", "relationships", "family_contact"} <= set(row)
-    text = repr(row)
+    text = repr({k: v for k, v in row.items() if not k.startswith("_")})  # what the family gets
     for staff in (world.teacher, world.lead):
         assert staff.name not in text and staff.email not in text
     a = session.scalars(select(Assessment).where(Assessment.child_id == child.id)).one()
     for note in [a.notes, a.child_voice, *(getattr(a, f"{d}_note") for d in cw.DOMAINS)]:
         if note:
             assert note not in text
-    assert ("notes" in row["notes_withheld"]) == bool(a.notes)
+    # nothing in the row tells the family whether notes exist; the steward can release them
+    assert not any("note" in k for k in row if not k.startswith("_"))
+    from consent.hooks import RELEASED_VALUES
+
+    assert ("notes" in row.get(RELEASED_VALUES, {}).get("notes", {})) == bool(a.notes)
 
 
 def test_a_second_decision_needs_a_review_first(session, world, flagged):

@@ -170,7 +170,7 @@ def test_help_requests_show_in_the_queue_and_open_a_case(session, world, login, 
     resp = post_form("/staff/cases/start", {"alert_id": alert.id}, page="/staff/cases/queue")
     assert resp.status_code == 302
     case = session.scalar(select(Case).where(Case.child_id == child.id))
-    assert case.source.value == "alert" and case.uses_survey
+    assert case.source.value == "alert" and not case.uses_survey  # not consent-based
 
 
 def test_notices_are_listed_and_marked_read(session, world, flagged, login, post_form):
