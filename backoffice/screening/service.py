@@ -107,8 +107,6 @@ def flags_for_child(session: Session, principal: Principal, child_id: int, *, in
 
 def raise_manual_flag(session: Session, actor: Principal, child_id: int, reason_text: str, *, urgency: int = 2) -> Flag:
     """A teacher (or school staff) flags a child by hand, with a reason in words."""
-    from consent.gate import is_consented
-
     text = (reason_text or "").strip()
     if not text:
         raise ScreeningError(_l("Write why you are flagging this child."))
@@ -118,10 +116,9 @@ def raise_manual_flag(session: Session, actor: Principal, child_id: int, reason_
         raise ScreeningError(_l("Choose an urgency: low, medium or high."))
     if actor.role != "system" and not can_see_child(session, actor, child_id):
         raise ScreeningError(_l("This child does not exist or is not yours to see."))
-    if not (is_consented(session, child_id, LINKAGE) or is_consented(session, child_id, SURVEYS)):
-        raise ScreeningError(
-            _l("This child's family has not consented to screening, so no flag can be kept. Talk to the school lead directly.")
-        )
+    # A teacher's own concern rests on the school's duty of care, not on consent:
+    # it is kept whatever the family decided; only the consent-based evidence
+    # stored beside it (indicator values, read through the gate) depends on consent.
     from backoffice.screening import indicators
 
     # the indicator values as they stand (through the gate): the decision table the model learns from

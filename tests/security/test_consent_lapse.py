@@ -163,3 +163,16 @@ def test_the_lapse_window_is_written_on_the_purpose_pages_in_both_languages(app,
         for url in ("/staff/consent/", "/staff/consent/purposes/wellbeing_survey/publish"):
             page = st.get(url).get_data(as_text=True)
             assert str(LAPSE_WINDOW_DAYS) in page and words[0][:2] in page, (locale, url)
+
+
+def test_a_teacher_can_raise_a_concern_about_a_child_whose_family_never_consented(session, make):
+    """A teacher's own concern rests on the school's duty of care: no consent needed, no evidence kept."""
+    teacher, cls = make.teacher_with_class(grade=5)
+    child = make.child(cls)
+    make.guardian(child)
+    assert not is_consented(session, child.id, LINKAGE) and not is_consented(session, child.id, SURVEYS)
+    me = Principal(kind="staff", id=teacher.id, role=Role.teacher.value)
+    flag = screening.raise_manual_flag(session, me, child.id, "Comes to school hungry.")
+    session.flush()
+    assert flag.id is not None and flag.manual_text == "Comes to school hungry."
+    assert flag.features == {}  # nothing consent-based is stored beside it

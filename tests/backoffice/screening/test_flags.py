@@ -42,13 +42,6 @@ def test_manual_flag_refused_for_another_teachers_child(session, make, consented
         service.raise_manual_flag(session, as_principal(other), child.id, "worried")
 
 
-def test_manual_flag_refused_without_consent(session, make, as_principal):
-    teacher, klass = make.teacher_with_class(grade=4)
-    child = make.child(klass)
-    with pytest.raises(ScreeningError, match="not consented"):
-        service.raise_manual_flag(session, as_principal(teacher), child.id, "worried")
-
-
 def test_other_teacher_does_not_see_the_flag(session, make, as_principal, teacher_and_child):
     teacher, child = teacher_and_child
     service.raise_manual_flag(session, teacher, child.id, "worried")
