@@ -29,6 +29,7 @@ from consent import hooks as consent_hooks
 from consent.gate import consented_child_ids
 from consent.gate import is_consented as is_consented_child
 from consent.models import LAPSE_WINDOW_DAYS
+from portal import once
 from portal.audit import service as audit
 from portal.auth.access import can_see_child, current_year_id_subquery, visible_child_ids
 from portal.auth.principal import Principal
@@ -403,11 +404,12 @@ def acknowledge(session: Session, principal: Principal, alert_id: int, note: str
         raise AnswerError(_l("Please write what you did or will do (at least a few words)."))
     if len(note) > 2000:
         raise AnswerError(_l("Please keep the note under 2000 characters."))
-    if alert.acknowledged_at is not None:
+    # One acknowledgement: the UPDATE matches only an alert nobody has acknowledged yet.
+    if alert.acknowledged_at is not None or not once.claim(
+        session, HelpAlert, alert.id, HelpAlert.acknowledged_at.is_(None),
+        acknowledged_at=now, acknowledged_by_staff_id=principal.id, ack_note=note,
+    ):
         raise AnswerError(_l("This alert was already acknowledged."))
-    alert.acknowledged_at = now
-    alert.acknowledged_by_staff_id = principal.id
-    alert.ack_note = note
     audit.record(session, principal, "surveys.alert_acknowledged", child_id=alert.child_id, purpose=PURPOSE, detail={"alert_id": alert.id})
     session.flush()
     return alert

@@ -18,7 +18,7 @@ own are tested in their own modules and named here only:
 - enrolment codes, e-mail confirmation tokens, password-reset tokens
   (registration: the "reg" work);
 - TOTP steps and student card tokens (sign-in: the "signin" work);
-- help alerts: acknowledging and escalating (the "help" work).
+- help alerts: escalating (the scheduler's job; acknowledging is raced here).
 
 :func:`test_every_single_use_column_is_in_the_table` fails when a model grows
 a new ``*_at`` column of a one-time thing (``used_at``, ``answered_at``,
@@ -86,7 +86,7 @@ RACES: dict[str, Race] = {}
 #   password-reset token ............................... "reg": registration
 #   TOTP step (staff.totp_last_step) ................... "signin": staff sign-in
 #   student card token ................................. "signin": student card
-#   help alert acknowledgement and escalation .......... "help": help alerts
+#   help alert escalation .............................. the escalation job (one scheduler holds it)
 
 
 def race(name: str, *columns: str):
@@ -416,6 +416,23 @@ def _flag_resolved(env: Env) -> Shot:
     return Shot([lead, teacher] * (N // 2), f"/staff/screening/flag/{flag.id}/resolve",
                 {"outcome": "confirmed", "reason": "", "child_id": str(child.id)},
                 f"/staff/screening/child/{child.id}", audited("screening.flag_resolved"))
+
+
+@race("help alert acknowledged once", "survey_help_alert.acknowledged_at")
+def _help_alert_acknowledged(env: Env) -> Shot:
+    from surveys.models import AlertReason, HelpAlert
+
+    make, s = env.make, env.session
+    school = make.school()
+    teacher, cls = make.teacher_with_class(3, school=school)
+    counsellor = make.staff(Role.counsellor, schools=[school])
+    child = make.child(cls)
+    alert = HelpAlert(child_id=child.id, school_id=school.id, class_id=cls.id, reason=AlertReason.talk_request)
+    s.add(alert)
+    s.flush()
+    return Shot([counsellor, teacher] * (N // 2), f"/staff/alerts/{alert.id}/ack",
+                {"note": "I talked with the child at lunch."}, "/staff/alerts",
+                audited("surveys.alert_acknowledged"))
 
 
 # -- linkage review --------------------------------------------------------------------------------
@@ -780,7 +797,6 @@ SINGLE_USE_NAME = re.compile(
 ELSEWHERE = {
     "enrolment_code.used_at": "tests/security/test_single_use_parallel.py::test_enrolment_code_redeemed_once_under_parallel_requests, ::test_add_child_code_redeemed_once_under_parallel_requests",
     "email_token.used_at": "tests/security/test_single_use_parallel.py::test_reset_token_used_once_under_parallel_requests, ::test_confirmation_token_used_once_under_parallel_requests",
-    "survey_help_alert.acknowledged_at": "help alerts (help)",
     "survey_help_alert.escalated_at": "help alerts (help): the escalation job",
     "guardian.registered_at": "set with the enrolment code's guarded spend (test_single_use_parallel.py)",
     "survey_assignment.reminded_at": "the reminder job: one set-based UPDATE … WHERE reminded_at IS NULL, one scheduler",
