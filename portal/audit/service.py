@@ -212,16 +212,7 @@ def record_child_reads(
         row = {**common, "child_id": cid, "detail": {"view": what}}
         _authenticate(row, k)
         rows.append(row)
-    if _inline():
-        _lock_chain(session)
-        seq, prev = _head(session)
-        for row in rows:
-            seq += 1
-            row["seq"], row["prev_hash"] = seq, prev
-            row["hash"] = prev = k.mac(row["key_id"], link_input(prev, seq, row["mac"]))
-    else:
-        _pending(session)
-    session.execute(insert(AuditEvent.__table__), rows)  # Core executemany, in chain order
+    _insert_rows(session, k, rows)
     return len(rows)
 
 
@@ -242,6 +233,12 @@ def record_many(session: Session, actor: Principal, entries: list[dict]) -> int:
         }
         _authenticate(row, k)
         rows.append(row)
+    _insert_rows(session, k, rows)
+    return len(rows)
+
+
+def _insert_rows(session: Session, k, rows: list[dict]) -> None:
+    """One executemany of authenticated rows: chained here (inline) or left for the sequencer."""
     if _inline():
         _lock_chain(session)
         seq, prev = _head(session)
@@ -251,8 +248,7 @@ def record_many(session: Session, actor: Principal, entries: list[dict]) -> int:
             row["hash"] = prev = k.mac(row["key_id"], link_input(prev, seq, row["mac"]))
     else:
         _pending(session)
-    session.execute(insert(AuditEvent.__table__), rows)
-    return len(rows)
+    session.execute(insert(AuditEvent.__table__), rows)  # Core executemany, in chain order
 
 
 # -- the sequencer --------------------------------------------------------------------

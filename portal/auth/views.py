@@ -369,6 +369,13 @@ def _link_invalid():
     return render_template("auth/password_reset_invalid.html"), 400
 
 
+def _commit_and_tell_child_added(guardian_id: int, child_ids) -> None:
+    """Commit a new guardian-child link, then e-mail the account and the child's other guardians."""
+    notices = service.child_added_notices(db.session, guardian_id, child_ids)
+    db.session.commit()
+    notify.child_added(notices)
+
+
 @bp.route("/family/confirm/<token>", methods=["GET", "POST"])
 @public
 @limiter.limit(_login_limit, methods=["POST"])
@@ -388,9 +395,7 @@ def confirm_email(token: str):
         if guardian is None:
             db.session.rollback()
             return _link_invalid()
-        notices = service.child_added_notices(db.session, guardian.id, service.children_ids_of(db.session, guardian.id))
-        db.session.commit()
-        notify.child_added(notices)
+        _commit_and_tell_child_added(guardian.id, service.children_ids_of(db.session, guardian.id))
         flash(_("Your e-mail address is confirmed."), "success")
         if current_user.is_authenticated and current_user.kind == "guardian" and current_user.id == guardian.id:
             return redirect(url_for("family.home"))
@@ -412,9 +417,7 @@ def join_account(token: str):
         if guardian is None:
             db.session.rollback()
             return _link_invalid()
-        notices = service.child_added_notices(db.session, guardian.id, service.children_ids_of(db.session, guardian.id))
-        db.session.commit()
-        notify.child_added(notices)
+        _commit_and_tell_child_added(guardian.id, service.children_ids_of(db.session, guardian.id))
         flash(_("Your account is ready. Please sign in."), "success")
         return redirect(url_for("auth.guardian_sign_in"))
     return render_template("auth/join_account.html", form=form)
@@ -435,9 +438,7 @@ def add_child_link(token: str):
         if child is None:
             db.session.rollback()
             return _link_invalid()
-        notices = service.child_added_notices(db.session, current_user.id, [child.id])
-        db.session.commit()
-        notify.child_added(notices)
+        _commit_and_tell_child_added(current_user.id, [child.id])
         flash(_("The child was added to your account."), "success")
         return redirect(url_for("family.home"))
     return render_template("auth/add_child_link.html", form=form)
@@ -457,9 +458,7 @@ def guardian_add_child():
             db.session.rollback()
             form.code.errors.append(_code_unusable())
         else:
-            notices = service.child_added_notices(db.session, guardian.id, [child.id])
-            db.session.commit()
-            notify.child_added(notices)
+            _commit_and_tell_child_added(guardian.id, [child.id])
             flash(_("The child was added to your account."), "success")
             return redirect(url_for("family.home"))
     return render_template("auth/add_child.html", form=form)
