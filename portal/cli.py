@@ -75,9 +75,15 @@ def audit_group():
               help="Also hold the log to this checkpoint (e.g. one kept from the stewards' e-mail).")
 def audit_verify(extra: tuple[str, ...]):
     """Check the whole log: MACs, links, sequence numbers, and every signed checkpoint."""
+    from datetime import timedelta
+
+    from sqlalchemy import func, select
+
     from portal.audit import checkpoint as ckpt
     from portal.audit import note
+    from portal.audit.models import AuditEvent
     from portal.audit.service import verify
+    from portal.orm import utcnow
 
     checkpoints, bad = ckpt.load_all()
     for path in extra:
@@ -104,8 +110,15 @@ def audit_verify(extra: tuple[str, ...]):
             click.echo(f"  [{f.kind}] {f.message}")
     if result.covered:
         click.echo(f"the last signed checkpoint covers rows 1 to {result.covered}.")
+    elif checkpoints:
+        click.echo(f"{len(checkpoints)} signed checkpoints were found; none matches the log as it is now (see above).")
     else:
         click.echo("no signed checkpoint covers the log yet (flask --app portal audit checkpoint).")
+        oldest = db.session.scalar(select(func.min(AuditEvent.at)))
+        if oldest is not None and oldest < utcnow() - timedelta(hours=2):
+            click.echo("WARNING: the log has rows older than two hours but no signed checkpoint was found; checkpoints "
+                       "are written every hour, so their folder may have been emptied or moved. Check the log against "
+                       "a checkpoint the data stewards received by e-mail: audit verify --checkpoint FILE.")
     click.echo(f"WARNING: the {result.uncovered} rows written after the last checkpoint can still be cut unseen "
                "(from the end of the log, or taken out of the chain for the sequencer to chain the rest again) by "
                "someone who can write to the database; only the next checkpoint protects them.")

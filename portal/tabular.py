@@ -508,9 +508,18 @@ def neutralise(value: Any) -> Any:
     if isinstance(value, datetime | date):
         return value.isoformat()
     text = str(value)
-    if text.startswith(FORMULA_PREFIXES):
+    if _formula_like(text):
         return "'" + text
     return text
+
+
+def _formula_like(text: str) -> bool:
+    """Text a spreadsheet may read as a formula: a formula prefix, also after
+    leading spaces or in its full-width form (＝, ＋, －, ＠: Japanese input)."""
+    if text.startswith(FORMULA_PREFIXES):
+        return True
+    probe = unicodedata.normalize("NFKC", text).lstrip(" \u3000")
+    return probe.startswith(FORMULA_PREFIXES)
 
 
 def safe_csv_rows(rows: Iterable[Iterable[Any]]) -> Iterator[list[Any]]:
@@ -559,7 +568,7 @@ def unneutralise(value: str) -> str:
     """A cell read back from one of our exports: the apostrophe :func:`neutralise`
     put before a formula-like text is taken off again (for round trips such as
     the HSDS tables)."""
-    if value.startswith("'") and value[1:].startswith(FORMULA_PREFIXES):
+    if value.startswith("'") and _formula_like(value[1:]):
         return value[1:]
     return value
 

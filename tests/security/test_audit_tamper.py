@@ -435,3 +435,21 @@ def test_demo_consent_history_is_anchored_in_the_audit_log(app, session):
     assert res.exit_code == 0, res.output
     res = _verify(app)
     assert res.exit_code == 0, res.output
+
+
+def test_an_emptied_checkpoint_folder_is_called_out_by_verify(app, session, checkpoint_dir):
+    """Someone who cut the log and emptied the checkpoint folder still leaves verify saying so."""
+    from datetime import timedelta
+
+    from portal.orm import utcnow
+
+    audit.record_many(session, SYSTEM, [{"action": "test.old", "at": utcnow() - timedelta(hours=3)} for _ in range(3)])
+    session.commit()
+    _checkpoint(app)
+    res = _verify(app)
+    assert res.exit_code == 0 and "no signed checkpoint was found" not in res.output
+    for path in checkpoint_dir.iterdir():
+        path.unlink()
+    res = _verify(app)
+    assert "WARNING: the log has rows older than two hours but no signed checkpoint was found" in res.output
+    assert "audit verify --checkpoint FILE" in res.output

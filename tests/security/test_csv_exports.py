@@ -177,3 +177,14 @@ def test_hsds_exports_neutralise_and_still_round_trip(app, session, make, module
     session.flush()
     back = session.query(Service).one()
     assert back.name_ja == PAYLOADS["service"] and back.description_ja == PAYLOADS["description"]
+
+
+def test_formula_prefixes_after_spaces_or_in_full_width_are_neutralised_too():
+    """Japanese input gives ＝ ＋ － ＠; a leading space does not stop a spreadsheet either."""
+    from portal.tabular import neutralise, unneutralise
+
+    for text in (" =1+1", "\u3000=1+1", "＝HYPERLINK(\"http://x\")", "＋1", "－1", "＠SUM(A1)", "  @x"):
+        cell = neutralise(text)
+        assert cell == "'" + text, text
+        assert unneutralise(cell) == text
+    assert neutralise("佐藤 凛") == "佐藤 凛" and neutralise("1-2") == "1-2"
