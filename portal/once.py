@@ -27,7 +27,7 @@ current; the caller re-reads what it decides on (``populate_existing``).
 
 from __future__ import annotations
 
-from sqlalchemy import select, text, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -56,8 +56,10 @@ def lock(session: Session, model, row_id: int) -> bool:
     if session.get_bind().dialect.name == "postgresql":
         found = session.execute(select(table.c.id).where(table.c.id == row_id).with_for_update()).first()
         return found is not None
-    # SQLite: a write takes the database's write lock (and a plain SQL update runs no onupdate defaults).
-    res = session.execute(text(f'UPDATE "{table.name}" SET id = id WHERE id = :id'), {"id": row_id})  # noqa: S608
+    # SQLite: a write takes the database's write lock. Every column with an
+    # onupdate default is set to itself, so the no-op changes nothing.
+    same = {c.name: c for c in table.c if c.onupdate is not None or c.server_onupdate is not None}
+    res = session.execute(update(table).where(table.c.id == row_id).values(id=table.c.id, **same))
     return res.rowcount == 1
 
 
