@@ -55,11 +55,6 @@ def open_shown_flags(*where) -> Select:
     return flags(Flag.status == FlagStatus.open, *where)
 
 
-def evidenced_flags(*where) -> Select:
-    """Flags whose consent-based evidence may be used (the model and the evaluation learn only from these)."""
-    return select(Flag).where(evidence_clause(), *where)
-
-
 def load(session: Session, query: Select) -> list[Flag]:
     """Run a query of this module; a manual flag of a child outside the gate comes without its evidence.
 

@@ -57,21 +57,6 @@ class FlagNotFound(ScreeningError):
     """The flag does not exist or is outside the principal's scope (a page answers 404)."""
 
 
-# -- the gate for flags ---------------------------------------------------------
-
-
-def flag_gate_clause():
-    """SQL condition: the flag's evidence may be shown (see :mod:`backoffice.screening.reads`)."""
-    return reads.evidence_clause()
-
-
-def screened_child_ids() -> Select:
-    """Children screening may hold anything about: consented to either purpose."""
-    from consent.gate import consented_child_ids
-
-    return consented_child_ids(LINKAGE).union(consented_child_ids(SURVEYS))
-
-
 def open_flags_query(principal: Principal) -> Select:
     """A SELECT of the open :class:`Flag` rows this principal may see, most urgent first."""
     if principal.role in ("system",):

@@ -108,18 +108,6 @@ def end_sessions(session: Session, principal: Principal) -> None:
         session.flush()
 
 
-def end_other_sessions(session: Session, obj) -> Principal:
-    """After a password change: every other session of this account ends.
-
-    Bumps the account's session version (as :func:`end_sessions`) and returns
-    the principal with the new version, for the view to re-issue the current
-    session with (``login_user``): the person who changed it stays signed in.
-    """
-    obj.session_version = (obj.session_version or 1) + 1
-    session.flush()
-    return principal_for(obj)
-
-
 def note_sign_in(staff: Staff, now: datetime) -> None:
     """Keep the sign-in before this one: the home page shows it ("previous sign-in")."""
     staff.previous_login_at = staff.last_login_at
@@ -798,12 +786,6 @@ def guardian_check_password(
     session.flush()
     return SignInResult(True, "", guardian)
 
-
-def set_guardian_password(guardian: Guardian, password: str) -> None:
-    guardian.password_hash = hash_password(password)
-    guardian.session_version += 1  # other sessions end
-    guardian.failed_logins = 0
-    guardian.login_not_before = None
 
 
 # -- guardians: password reset ----------------------------------------------------
