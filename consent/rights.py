@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from consent import hooks, service
@@ -254,16 +254,10 @@ def release_withheld(session: Session, actor: Principal, req: DataRequest) -> Da
     if req.kind != RequestKind.disclosure:
         raise service.ConsentError(_l("Only a disclosure request has anything to release."))
     # One guarded statement: of two concurrent releases one matches the row, the other nothing.
-    claimed = session.execute(
-        update(DataRequest)
-        .where(DataRequest.id == req.id, DataRequest.withheld_released_at.is_(None))
-        .values(withheld_released_at=utcnow(), withheld_released_by_staff_id=actor.id)
-        .execution_options(synchronize_session=False)
-    )
-    if claimed.rowcount != 1:
+    if not once.claim(session, DataRequest, req.id, DataRequest.withheld_released_at.is_(None),
+                      withheld_released_at=utcnow(), withheld_released_by_staff_id=actor.id):
         session.expire(req)
         raise service.AlreadyRecorded(_l("This was already released."))
-    session.expire(req)
     session.flush()
     held = sum(w.count for w in withheld_summary(session, req.child_id))
     audit.record(
