@@ -14,7 +14,6 @@ serialises writers, which the same tests also survive.
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -22,15 +21,9 @@ from dataclasses import dataclass
 
 import requests
 
+from tests.conftest import csrf_token_from
+
 DEADLINE = 60  # seconds any one request, or the barrier, may take
-
-
-def csrf_token_from(html: str) -> str:
-    m = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html) or re.search(
-        r'value="([^"]+)"[^>]*name="csrf_token"', html
-    )
-    assert m, "page has no CSRF token"
-    return m.group(1)
 
 
 @dataclass

@@ -72,29 +72,21 @@ def client_as(app, w: World, who: str):
     return c
 
 
-def _pdf_text(data: bytes) -> str:
-    import io
-
-    from pypdf import PdfReader
-
-    return "\n".join(page.extract_text() or "" for page in PdfReader(io.BytesIO(data)).pages)
-
-
-def text_of(resp) -> str:
-    """What a person reads in the response: a page, a CSV or JSON, a PDF's text, every file of a zip."""
+def content_text(content: bytes, mimetype: str = "", name: str = "") -> str:
+    """What a person reads in a file: a page, a CSV or JSON, a PDF's text, every member of a zip."""
     import io
     import zipfile
 
-    if resp.mimetype.startswith("text/") or resp.mimetype.endswith("json") or resp.mimetype.endswith("xml"):
-        return resp.get_data(as_text=True)
-    data = resp.get_data()
-    if resp.mimetype == "application/pdf" and data[:4] == b"%PDF":
-        return _pdf_text(data)
-    if resp.mimetype == "application/zip" and data[:2] == b"PK":
-        parts = []
-        with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            for name in zf.namelist():
-                member = zf.read(name)
-                parts.append(_pdf_text(member) if member[:4] == b"%PDF" else member.decode("utf-8", "replace"))
-        return "\n".join(parts)
-    return ""
+    from pypdf import PdfReader
+
+    if mimetype == "application/pdf" or name.endswith(".pdf") or content[:5] == b"%PDF-":
+        return "\n".join(page.extract_text() or "" for page in PdfReader(io.BytesIO(content)).pages)
+    if mimetype == "application/zip" or name.endswith(".zip") or content[:4] == b"PK\x03\x04":
+        with zipfile.ZipFile(io.BytesIO(content)) as zf:
+            return "\n".join(content_text(zf.read(member), "", member) for member in zf.namelist())
+    return content.decode("utf-8", errors="replace")
+
+
+def text_of(resp) -> str:
+    """What a person reads in a response (see :func:`content_text`)."""
+    return content_text(resp.get_data(), resp.mimetype)

@@ -32,10 +32,8 @@ own concern, whatever the consent.
 
 from __future__ import annotations
 
-import io
 import json
 import re
-import zipfile
 from dataclasses import replace
 from datetime import date, timedelta
 
@@ -47,6 +45,7 @@ from consent.testing import give_consent
 from portal.auth.access import STAFF_ROLES, roles_for
 from portal.auth.principal import SYSTEM
 from portal.orm import utcnow
+from tests.security.routewalk import text_of
 from tests.security.test_idor import INSIDERS, OBJECT_ROUTES, PURPOSES, build_world
 from tests.test_access_matrix import _url, routes
 
@@ -227,21 +226,6 @@ def _world(make, session):
 # -- reading whatever a route answers --------------------------------------------------------
 
 
-def _texts(content: bytes, mimetype: str, name: str = "") -> list[str]:
-    if mimetype == "application/pdf" or name.endswith(".pdf") or content[:5] == b"%PDF-":
-        from pypdf import PdfReader
-
-        reader = PdfReader(io.BytesIO(content))
-        return ["".join(page.extract_text() or "" for page in reader.pages)]
-    if mimetype == "application/zip" or name.endswith(".zip") or content[:4] == b"PK\x03\x04":
-        out = []
-        with zipfile.ZipFile(io.BytesIO(content)) as zf:
-            for member in zf.namelist():
-                out += _texts(zf.read(member), "", member)
-        return out
-    return [content.decode("utf-8", errors="replace")]
-
-
 def _normal(text: str) -> str:
     return re.sub(r"\s+", "", text)
 
@@ -308,10 +292,10 @@ def test_consent_based_data_is_shown_only_through_the_gate(app, session, gated_w
                 asked += 1
                 if resp.status_code >= 500:
                     errors.append(f"GET {url} as {role}: {resp.status_code}")
-                texts = [] if resp.status_code >= 300 else _texts(resp.get_data(), resp.mimetype)
+                text = "" if resp.status_code >= 300 else text_of(resp)
                 resp.close()
                 session.rollback()
-                body = _normal("\n".join(texts))
+                body = _normal(text)
                 bodies_by_role.setdefault(role, []).append(body)
                 for state in STATES:
                     for kind, value in values[state].items():

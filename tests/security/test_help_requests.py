@@ -14,14 +14,12 @@
 
 from __future__ import annotations
 
-import io
 import json
 import re
 from datetime import timedelta
 
 import pytest
 from flask_babel import force_locale
-from pypdf import PdfReader
 from sqlalchemy import delete, select
 
 from consent import rights
@@ -34,6 +32,7 @@ from portal.scheduler import run_job
 from surveys import service as surveys
 from surveys.models import HelpAlert, SurveyAssignment, SurveyResponse
 from tests.conftest import csrf_token_from
+from tests.security.routewalk import content_text, text_of
 from tests.surveys.conftest import MONDAY_0830, MOOD_OK, SurveyFactory
 
 NOW = MONDAY_0830 + timedelta(minutes=5)
@@ -111,7 +110,7 @@ def _disclosure_for(app, session, login, post_form, guardian, child, steward):
     fam = login(guardian, app.test_client())
     data = json.loads(fam.get(f"/family/requests/{req.id}/disclosure.json").get_data(as_text=True))
     pdf = fam.get(f"/family/requests/{req.id}/disclosure.pdf").data
-    text = "\n".join(p.extract_text() or "" for p in PdfReader(io.BytesIO(pdf)).pages)
+    text = content_text(pdf, "application/pdf")
     return req, data, text
 
 
@@ -227,10 +226,7 @@ def _crawl(client, start=("/", "/family/", "/family/requests", "/family/consent/
         if url in seen:
             continue
         resp = client.get(url)
-        if resp.mimetype == "application/pdf":
-            body = "\n".join(p.extract_text() or "" for p in PdfReader(io.BytesIO(resp.data)).pages)
-        else:
-            body = resp.get_data(as_text=True)
+        body = text_of(resp)
         seen[url] = f"{resp.status_code}\n{body}"
         if resp.mimetype == "text/html":
             for href in re.findall(r'href="(/[^"#]*)"', body):
